@@ -1,0 +1,21 @@
+// Module entry. Initialisation is per environment (main thread and each worker thread get their
+// own class constructors); the only process-wide state is the CPU thread pool and the CUDA context.
+#include <napi.h>
+
+#include "ops/ops.h"
+
+namespace qm {
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  register_tensor_ops(env, exports);
+  register_backends(env, exports);
+  register_matmul(env, exports);
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  return exports;
+}
+
+}  // namespace qm
+
+static Napi::Object InitQuantmoe(Napi::Env env, Napi::Object exports) { return qm::Init(env, exports); }
+
+NODE_API_MODULE(quantmoe, InitQuantmoe)
