@@ -7,6 +7,12 @@ import * as path from 'path';
 
 import { ERROR_CODES, QuantMoeError } from './errors';
 import type { ErrorCode } from './errors';
+import type { AttentionOps } from './native-ops/attention';
+import type { ElementwiseOps } from './native-ops/elementwise';
+import type { MoeOps } from './native-ops/moe';
+import type { NormRopeOps } from './native-ops/norm-rope';
+import type { QgemmOps } from './native-ops/qgemm';
+import type { RoutingOps } from './native-ops/routing';
 
 export type DTypeName =
   | 'f32' | 'f16' | 'bf16' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q8_0' | 'q8_1'
@@ -74,8 +80,8 @@ export interface MatmulOptions extends ThreadOptions {
   device?: DeviceName;
 }
 
-/** The raw addon surface, exactly as native/addon.cc exports it. */
-export interface NativeAddon {
+/** The raw addon surface, exactly as native/addon.cc exports it (one interface per op family). */
+export interface NativeAddon extends QgemmOps, RoutingOps, MoeOps, AttentionOps, NormRopeOps, ElementwiseOps {
   abiVersion: number;
   backends(): Backends;
   setIsa(isa: IsaName | 'best'): IsaName;

@@ -10,6 +10,13 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_tensor_ops(env, exports);
   register_backends(env, exports);
   register_matmul(env, exports);
+  register_qgemm(env, exports);
+  register_routing(env, exports);
+  register_moe(env, exports);
+  register_attention(env, exports);
+  register_sparse_attention(env, exports);
+  register_norm_rope(env, exports);
+  register_elementwise(env, exports);
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   return exports;
 }

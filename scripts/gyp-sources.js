@@ -13,7 +13,7 @@ if (kind === 'core') {
   files = [
     ...list('native', (f) => f.endsWith('.cc')),
     ...list('native/ops', (f) => f.endsWith('.cc')),
-    ...list('native/cpu', (f) => f.endsWith('_scalar.cc') || f.endsWith('_ref.cc')),
+    ...list('native/cpu', (f) => f.endsWith('.cc') && !/_(avx2|avx512)\.cc$/.test(f)),
     'native/cuda/cuda_stub.cc',
   ];
 } else if (kind === 'avx2' || kind === 'avx512') {

@@ -1,0 +1,37 @@
+// Quantized GEMM over the GGUF block types: the internal C++ interface shared by the qgemm op
+// family and the fused MoE layer. Weights stay in their GGUF blocks and are read directly.
+//
+// As llama.cpp does, activations are first quantized per row into the "activation type" that
+// pairs with the weight type (its vec_dot_type): Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1,
+// Q8_K for the K-quants, and F32 for F32/F16/BF16 weights (kept as plain floats). Then every
+// dot product is an integer dot product (AVX2 vpmaddubsw / AVX-512 VNNI vpdpbusd / scalar).
+//
+// Batch invariance: y[t, n] depends only on x[t, :] and w[n, :], never on T, the token tile, the
+// thread count or which other tokens share the call: one fixed reduction order per ISA.
+#pragma once
+#include <cstdint>
+
+#include "../common.h"
+
+namespace qm::cpu {
+
+// The activation dtype paired with a weight dtype (see above). Throws E_DTYPE for unsupported.
+DType act_type_for(DType wtype);
+
+// Bytes of one quantized activation row of K elements for weight type wtype.
+int64_t act_row_bytes(DType wtype, int64_t K);
+
+// Quantizes one activation row x[K] into act_type_for(wtype) (deterministic, ISA-independent
+// results are NOT required, but the same ISA must always give the same bytes).
+void quantize_act_row(DType wtype, const float* x, void* out, int64_t K);
+
+// y[t * ldy + n] = dot(w row n, x row t) for t in [0, T), n in [n0, n1).
+// w: N rows of row_bytes(wtype, K) bytes; xq: T rows of act_row_bytes(wtype, K) bytes.
+// Single-threaded: callers split [0, N) across the thread pool.
+void qgemm_rows(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
+                int64_t n0, int64_t n1);
+
+// Weight types qgemm_rows accepts.
+bool qgemm_supports(DType wtype);
+
+}  // namespace qm::cpu

@@ -1,0 +1,9 @@
+// Op family 'qgemm': validation and dispatch (to be filled in).
+#include "../binding.h"
+#include "ops.h"
+
+namespace qm {
+
+void register_qgemm(Napi::Env env, Napi::Object exports) {}
+
+}  // namespace qm
