@@ -46,6 +46,8 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
   uint8_t* data() const { return storage_ ? storage_->data + offset_ : nullptr; }
   template <class T> T* as() const { return reinterpret_cast<T*>(data()); }
   std::string describe() const;  // "f32[3,4]"
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+  size_t offset() const { return offset_; }
 
  private:
   Napi::Value GetDType(const Napi::CallbackInfo& info);

@@ -6,6 +6,10 @@
 // Q8_K for the K-quants, and F32 for F32/F16/BF16 weights (kept as plain floats). Then every
 // dot product is an integer dot product (AVX2 vpmaddubsw / AVX-512 VNNI vpdpbusd / scalar).
 //
+// Memory: weight rows must be 2-byte aligned (the half scales), activation rows as act_row_bytes
+// lays them out (Q8_K blocks hold a float: 4-byte aligned); buffers from the tensor allocator are.
+// Activations from quantize_act_row never exceed ±127, so vpmaddubsw cannot saturate.
+//
 // Batch invariance: y[t, n] depends only on x[t, :] and w[n, :], never on T, the token tile, the
 // thread count or which other tokens share the call: one fixed reduction order per ISA.
 #pragma once

@@ -1,0 +1,139 @@
+// Maps a model's weight files and wraps every tensor as a native Tensor that borrows the mapped
+// pages (never copied through the JS heap). Names are GGUF names (see models/names.ts).
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { QuantMoeError } from '../errors';
+import { readGGUF } from '../formats/gguf';
+import type { GGUFFile } from '../formats/gguf-types';
+import { readHFFolder } from '../formats/hf';
+import type { HFFolder } from '../formats/hf';
+import { specFromGGUF } from '../models/from-gguf';
+import { specFromHF } from '../models/from-hf';
+import { expertName, hfToGGUFName, stackedExpertName } from '../models/names';
+import type { ModelSpec } from '../models/spec';
+import { native } from '../native';
+import type { DTypeName, MappedFile, Tensor } from '../native';
+
+export class WeightStore {
+  private readonly tensors = new Map<string, Tensor>();
+  private readonly files: MappedFile[] = [];
+  private fileBytes = 0;
+
+  addFile(file: MappedFile): void {
+    this.files.push(file);
+    this.fileBytes += file.byteLength;
+  }
+
+  set(name: string, t: Tensor): void {
+    this.tensors.set(name, t);
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  get(name: string): Tensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new QuantMoeError('E_FORMAT', `model file has no tensor '${name}'`);
+    return t;
+  }
+
+  opt(name: string): Tensor | undefined {
+    return this.tensors.get(name);
+  }
+
+  /** A layer's experts for one projection: one stacked [E, rows, cols] tensor or E tensors. */
+  experts(layer: number, proj: 'gate' | 'up' | 'down', count: number): Tensor | Tensor[] {
+    const stacked = this.tensors.get(stackedExpertName(layer, proj));
+    if (stacked) return stacked;
+    const list: Tensor[] = [];
+    for (let e = 0; e < count; e++) list.push(this.get(expertName(layer, proj, e)));
+    return list;
+  }
+
+  entries(): IterableIterator<[string, Tensor]> {
+    return this.tensors.entries();
+  }
+
+  get totalBytes(): number {
+    let n = 0;
+    for (const t of this.tensors.values()) n += t.byteSize;
+    return n;
+  }
+
+  get mappedBytes(): number {
+    return this.fileBytes;
+  }
+
+  dispose(): void {
+    for (const t of this.tensors.values()) t.dispose();
+    this.tensors.clear();
+    for (const f of this.files) f.dispose();
+    this.files.length = 0;
+  }
+}
+
+export interface LoadedWeights {
+  spec: ModelSpec;
+  weights: WeightStore;
+  gguf?: GGUFFile;
+  hf?: HFFolder;
+}
+
+function ggufDType(typeName: string, tensor: string, file: string): DTypeName {
+  const n = typeName.toLowerCase();
+  const ok: DTypeName[] = ['f32', 'f16', 'bf16', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
+  if (!(ok as string[]).includes(n)) {
+    throw new QuantMoeError('E_UNSUPPORTED', `${file}: tensor '${tensor}' has type ${typeName}, which quantmoe cannot compute with yet`);
+  }
+  return n as DTypeName;
+}
+
+export async function loadWeights(target: string, onProgress?: (fraction: number) => void): Promise<LoadedWeights> {
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.stat(target);
+  } catch (e) {
+    throw new QuantMoeError('E_IO', `cannot open model '${target}': ${(e as Error).message}`);
+  }
+  const store = new WeightStore();
+  try {
+    if (stat.isFile()) {
+      const gguf = await readGGUF(target);
+      const spec = specFromGGUF(gguf);
+      const file = native().mapFile(target);
+      store.addFile(file);
+      gguf.tensors.forEach((info, i) => {
+        store.set(info.name, native().tensorFromMapped(file, info.offset, ggufDType(info.typeName, info.name, target), [...info.shape]));
+        onProgress?.((i + 1) / gguf.tensors.length);
+      });
+      return { spec, weights: store, gguf };
+    }
+    const hf = await readHFFolder(target);
+    const spec = specFromHF(hf.config);
+    if (!hf.weights) throw new QuantMoeError('E_FORMAT', `${target}: no safetensors weights found`);
+    const mapped = new Map<string, MappedFile>();
+    for (const f of hf.weights.files) {
+      const m = native().mapFile(f);
+      mapped.set(path.resolve(f), m);
+      store.addFile(m);
+    }
+    hf.weights.tensors.forEach((info, i) => {
+      const name = hfToGGUFName(info.name);
+      if (!name) return; // tensors we do not use (e.g. rotary inv_freq buffers)
+      const dtype = info.dtype.toLowerCase();
+      if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') {
+        throw new QuantMoeError('E_UNSUPPORTED', `${info.file}: tensor '${info.name}' has dtype ${info.dtype}; only F32/F16/BF16 are supported`);
+      }
+      const file = mapped.get(path.resolve(info.file));
+      if (!file) throw new QuantMoeError('E_FORMAT', `${target}: tensor '${info.name}' points at an unknown shard ${info.file}`);
+      store.set(name, native().tensorFromMapped(file, info.offset, dtype, [...info.shape]));
+      onProgress?.((i + 1) / hf.weights!.tensors.length);
+    });
+    return { spec, weights: store, hf };
+  } catch (e) {
+    store.dispose();
+    throw e;
+  }
+}
