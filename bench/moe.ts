@@ -73,9 +73,9 @@ function median(a: number[]): number {
 }
 
 /** Median seconds per call: each of `runs` samples times enough calls to last >= minSample s. */
-function timeIt(fn: (i: number) => void, runs: number, minSample: number): number {
+function timeIt(fn: (i: number) => void, runs: number, minSample: number, warmUp = true): number {
   let calls = 0;
-  fn(calls++); // warm-up
+  if (warmUp) fn(calls++);
   let reps = 1;
   for (;;) {
     const t0 = process.hrtime.bigint();
@@ -98,7 +98,7 @@ const pad = (s: string, n: number): string => s.padStart(n);
 export function benchMoe(o: { types: QgemmWeightType[]; threads: number[]; prefillTokens: number; runs: number; log: (l: string) => void }): void {
   const q = native();
   const b = q.backends();
-  o.log(`moe benchmark (OLMoE shape: D=${D}, FFN=${F}, E=${E}, top-${K}): cpu isa ${b.cpu.isa}, ${b.cpu.threads} hardware threads, medians of ${o.runs} runs`);
+  o.log(`moe benchmark (OLMoE shape: D=${D}, FFN=${F}, E=${E}, top-${K}): cpu isa ${b.cpu.isa}, ${b.cpu.threads} hardware threads, decode: medians of ${o.runs} runs, prefill: median of 2 calls`);
 
   // Memory read bandwidth, as bench/qgemm.ts measures it.
   const n = (512 * 2 ** 20) / 4;
@@ -136,7 +136,7 @@ export function benchMoe(o: { types: QgemmWeightType[]; threads: number[]; prefi
       const tp = timeIt(() => {
         const r = q.moe(xT, { topK: K, routerLogits: lT, experts, threads, out: yT });
         active = r.counts.reduce((a, c) => a + (c > 0 ? 1 : 0), 0);
-      }, Math.min(o.runs, 3), 0);
+      }, 2, 0, false); // seconds per call: 2 samples, no warm-up
       const flops = 2 * T * K * 3 * F * D;
       const gbs = decodeBytes / td / 1e9;
       o.log([t, (layerBytes / 1e9).toFixed(3), String(threads), (td * 1e3).toFixed(3), gbs.toFixed(1),

@@ -1,6 +1,8 @@
 // qgemm benchmark: per weight type, GEMV (T=1) in GB/s of weight bytes read and GEMM (T tokens, the
 // size of one expert's batch in a prefill) in GFLOP/s, at the expert FFN shapes of real MoE models,
 // with 1 and 2 threads, next to the memory read bandwidth measured in the same run.
+import * as os from 'os';
+
 import { native } from '../lib/native';
 import type { Tensor } from '../lib/native';
 import type { QgemmWeightType } from '../lib/native-ops/qgemm';
@@ -13,6 +15,8 @@ export interface QgemmBenchOptions {
   runs: number;
   /** Bytes of the read-bandwidth buffer. */
   bandwidthBytes: number;
+  /** GEMV reads at least this many weight bytes in rotation (larger than the caches). */
+  coldBytes: number;
   types: QgemmWeightType[];
   log: (line: string) => void;
 }
@@ -88,7 +92,8 @@ function pad(s: string, n: number, right = false): string {
 export function benchQgemm(o: QgemmBenchOptions): void {
   const q = native();
   const b = q.backends();
-  o.log(`qgemm benchmark: cpu isa ${b.cpu.isa}, ${b.cpu.threads} hardware threads; medians of ${o.runs} runs; GEMM T=${o.gemmTokens}`);
+  o.log(`qgemm benchmark: cpu isa ${b.cpu.isa}, ${b.cpu.threads} hardware threads, load average ${os.loadavg()[0].toFixed(1)}; ` +
+    `medians of ${o.runs} runs; GEMV weights rotate through >= ${(o.coldBytes / 2 ** 20).toFixed(0)} MiB (cold caches); GEMM T=${o.gemmTokens}`);
 
   // Memory read bandwidth: a native parallel sum over a buffer far larger than the caches.
   const n = Math.floor(o.bandwidthBytes / 4);
@@ -118,14 +123,25 @@ export function benchQgemm(o: QgemmBenchOptions): void {
     for (const want of o.types) {
       const t = fallbackType(want, s.K);
       const w: Tensor = q.quantize(t, wf, { threads: Math.max(...th) });
+      // GEMV cycles through copies of the matrix totalling >= o.coldBytes, so the weights come
+      // from DRAM as experts do in a real forward pass (one matrix would stay in the L2/L3 cache).
+      const copies: Tensor[] = [];
+      const bytes = w.toArrayBuffer();
+      const nCopies = Math.min(64, Math.ceil(o.coldBytes / w.byteSize));
+      for (let i = 0; i < nCopies; i++) copies.push(q.tensorFromData(t, [s.N, s.K], bytes));
       const gemv: number[] = [], gemm: number[] = [];
       for (const threads of th) {
-        const tv = timeIt(() => q.qmatmul(x1, w, { threads, out: y1 }), o.runs);
+        let next = 0;
+        const tv = timeIt(() => {
+          q.qmatmul(x1, copies[next], { threads, out: y1 });
+          next = (next + 1) % copies.length;
+        }, o.runs);
         gemv.push(w.byteSize / tv / 1e9);
         const tg = timeIt(() => q.qmatmul(xT, w, { threads, out: yT }), o.runs, 0.05);
         gemm.push((2 * o.gemmTokens * s.N * s.K) / tg / 1e9);
       }
       w.dispose();
+      for (const c of copies) c.dispose();
       const name = t === want ? t : `${t}*`;
       o.log([pad(s.model, 18, true), pad(s.matrix, 8, true), pad(`[${s.N},${s.K}]`, 11, true), pad(name, 5, true),
         ...gemv.map((v) => pad(v.toFixed(1), 14)), ...gemv.map((v, i) => pad(`${((100 * v) / bw[th[i]]).toFixed(0)}%`, 12)),

@@ -6,3 +6,19 @@ export type {
   Backends, CudaDevice, DTypeName, DeviceName, IsaName, MappedFile, MatmulOptions, NativeAddon, Tensor, ThreadOptions,
 } from './native';
 export { matmul, tensorFromArray, tensorToFloat32 } from './tensor';
+
+// Models: load, generate, chat, logits
+export { Model, loadModel } from './runtime/model';
+export type { Completion, GenerateOptions, GeneratedPiece, LoadOptions, ModelInfo } from './runtime/model';
+export type { SamplingOptions } from './runtime/sampler';
+export { Tokenizer } from './runtime/tokenizer';
+export type { ChatMessage } from './runtime/tokenizer';
+export type { ModelSpec, ArchName } from './models/spec';
+
+// Files: GGUF / safetensors / Hugging Face folders, conversion
+export { readGGUF, writeGGUF } from './formats/gguf';
+export { readSafetensors, readSafetensorsCheckpoint, writeSafetensors } from './formats/safetensors';
+export { readHFFolder } from './formats/hf';
+export { convertHFToGGUF } from './convert/hf-to-gguf';
+export type { ConvertOptions, ConvertType } from './convert/hf-to-gguf';
+export { writeRandomHFModel } from './fixtures/random-model';

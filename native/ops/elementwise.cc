@@ -1,12 +1,13 @@
 // Element-wise ops and zero-copy views:
 //   add(a, b, { out? }) -> a + b (same shape f32; `out` may be a, for in-place)
-//   addRowBias(x [.., N], bias f32 [N]) -> x, in place
+//   addRowBias(x [.., N], bias f32|f16|bf16 [N]) -> x, in place
 //   gatedAct(gate, up, { activation: 'silu'|'gelu'|'gelu_tanh', out? }) -> act(gate) * up
 //   scale(a, s, { out? }) -> a * s
 //   view(t, shape) -> a tensor sharing t's memory with another shape of the same byte size
 //   slice(t, start, end) -> rows [start, end) of dim 0, sharing memory
 #include "../binding.h"
 #include "../cpu/elementwise.h"
+#include "../fp16.h"
 #include "ops.h"
 
 namespace qm {
@@ -35,12 +36,20 @@ Napi::Value AddRowBias(const Napi::CallbackInfo& info) {
   Tensor* x = arg_tensor(info, 0, "x");
   Tensor* bias = arg_tensor(info, 1, "bias");
   require_f32_cpu(x, "x");
-  require_f32_cpu(bias, "bias");
+  require_cpu(bias, "bias");
   require_rank(bias, 1, "bias");
+  if (bias->dtype() != DType::F32 && bias->dtype() != DType::F16 && bias->dtype() != DType::BF16)
+    fail("E_DTYPE", "addRowBias: bias must be f32, f16 or bf16, got " + bias->describe());
   if (x->shape().empty() || x->shape().back() != bias->shape()[0])
     fail("E_SHAPE", "addRowBias: bias " + bias->describe() + " does not match the last dim of x " + x->describe());
   const int64_t cols = bias->shape()[0];
-  cpu::add_row_bias_f32(x->as<float>(), bias->as<float>(), cols ? x->numel() / cols : 0, cols);
+  std::vector<float> b(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < cols; ++j) {
+    if (bias->dtype() == DType::F32) b[j] = bias->as<float>()[j];
+    else if (bias->dtype() == DType::F16) b[j] = f16_to_f32(bias->as<uint16_t>()[j]);
+    else b[j] = bf16_to_f32(bias->as<uint16_t>()[j]);
+  }
+  cpu::add_row_bias_f32(x->as<float>(), b.data(), cols ? x->numel() / cols : 0, cols);
   return info[0];
 }
 

@@ -42,7 +42,7 @@ describe('sparseAttention', () => {
       [1, 2, 2, 64, true, 128, 64],
       [7, 4, 2, 80, true, 128, 64],
       [200, 8, 2, 128, true, 128, 64],
-      [300, 4, 1, 64, false, 100, 48],
+      [200, 4, 1, 64, false, 100, 48],
       [129, 6, 3, 96, true, 32, 16],
     ];
     for (const [T, Hq, Hkv, D, causal, blockQ, blockK] of cases) {
@@ -73,7 +73,7 @@ describe('sparseAttention', () => {
     const T = 2048, Hq = 8, Hkv = 2, D = 128;
     const { q, k, v } = structuredAttentionInputs(rng, { T, Hq, Hkv, D });
     const qt = tensorFromArray(q, [T, Hq, D]), kt = tensorFromArray(k, [T, Hkv, D]), vt = tensorFromArray(v, [T, Hkv, D]);
-    const r = evaluateSparseAttention(qt, kt, vt, { threads: 2 });
+    const r = evaluateSparseAttention(qt, kt, vt, { threads: 1 });
     expect(r.stats.blocksSkippedStage1).toBeGreaterThan(0);
     if (!(r.sparsity > 0.3 && r.relL1 < 0.05))
       throw new Error(`sparsity ${r.sparsity}, relL1 ${r.relL1} (seed ${seed}): ${JSON.stringify(r.stats)}`);
@@ -167,7 +167,7 @@ describe('decode block selection', () => {
 
   it(`finds a planted needle block, from k and from an f16 cache; kvBlocks attention matches the reference (seed ${seed})`, () => {
     const rng = new Rng(seed);
-    const S = 2048, Hq = 8, Hkv = 2, D = 128, BK = 64;
+    const S = 1024, Hq = 8, Hkv = 2, D = 128, BK = 64;
     const k = rng.floats(S * Hkv * D, 0.5);
     const v = rng.floats(S * Hkv * D);
     const needleBlock = rng.int(2, S / BK - 2);

@@ -17,7 +17,11 @@ if (!available) console.log('skipped: node-llama-cpp is not installed (npm ci in
 const maybe = available ? describe : describe.skip;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qm-archs-'));
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const measured: string[] = [];
+afterAll(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  if (measured.length) console.log(`quantmoe vs llama.cpp (measured):\n${measured.join('\n')}`);
+});
 
 const seed = testSeed();
 const rng = new Rng(seed);
@@ -53,6 +57,7 @@ maybe(`forward pass vs llama.cpp, F32 weights (seed ${seed})`, () => {
           const fromHF = await hfModel.logits(prompts[p]);
           const dh = maxRelDiff(fromHF, ours);
           expect({ arch: name, prompt: p, hfVsGguf: dh, ok: dh < 1e-4 }).toMatchObject({ ok: true });
+          measured.push(`  ${name.padEnd(10)} F32   prompt ${p}: max|Δ|/max|ref| = ${d.toExponential(2)}, HF vs GGUF ${dh.toExponential(2)}`);
         }
         const c = await model.complete(prompts[0], { temperature: 0, maxTokens: 32, ignoreEos: true });
         // llama.cpp stops at an end-of-generation token: compare up to there, and expect that token next
@@ -85,6 +90,7 @@ maybe(`forward pass vs llama.cpp, quantized weights (seed ${seed})`, () => {
           for (let p = 0; p < prompts.length; p++) {
             const ours = await model.logits(prompts[p]);
             const c = compareDistributions(ours, ref.logits[p], ref.vocab);
+            measured.push(`  ${arch.padEnd(10)} ${type.padEnd(5)} prompt ${p}: mean KL = ${c.meanKL.toExponential(2)}, greedy agrees ${c.agree}/${c.checked}`);
             expect({ arch, type, prompt: p, meanKL: c.meanKL, ok: c.meanKL < 1e-3 }).toMatchObject({ ok: true });
             expect({ arch, type, prompt: p, agree: c.agree }).toEqual({ arch, type, prompt: p, agree: c.checked });
           }
