@@ -43,7 +43,12 @@ function main(): void {
     console.log(`FMA peak (${threads} thread${threads > 1 ? 's' : ''}): ${peak[threads].toFixed(1)} GFLOP/s`);
   }
   console.log('');
-  console.log('     T thr | dense ms  GF/s floor ms | sparse ms speedup sparsity relL1  | f32-QK sparse ms speedup relL1');
+  console.log('     T thr | dense ms  GF/s  floor ms | variant                  sparse ms speedup sparsity  relL1');
+  const variants: Array<[string, Record<string, unknown>]> = [
+    ['default (int8 QK, τ=.95)', {}],
+    ['f32 QK, τ=.95', { int8Qk: false }],
+    ['int8 QK, τ=.90', { cdfThreshold: 0.9 }],
+  ];
   const runs: Array<[number, number[]]> = lengths.map((T) => [T, [1, 2]]);
   if (long) runs.push([32768, [2]]);
   for (const [T, threadList] of runs) {
@@ -57,18 +62,17 @@ function main(): void {
       const [dt, denseMs] = time(() => n.attentionDense(qt, kt, vt, { threads, startPos: 0 }));
       if (!denseOut) denseOut = new Float32Array(dt.toArrayBuffer());
       dt.dispose();
-      const [sp, sparseMs] = time(() => n.sparseAttention(qt, kt, vt, { threads }));
-      const e8 = relL1(new Float32Array(sp.out.toArrayBuffer()), denseOut);
-      sp.out.dispose();
-      const [sf, f32Ms] = time(() => n.sparseAttention(qt, kt, vt, { threads, int8Qk: false }));
-      const ef = relL1(new Float32Array(sf.out.toArrayBuffer()), denseOut);
-      sf.out.dispose();
       const floorMs = (flops / (peak[threads] * 1e9)) * 1e3;
-      console.log(
-        `${String(T).padStart(6)} ${String(threads).padStart(3)} | ${denseMs.toFixed(0).padStart(8)} ${(flops / denseMs / 1e6).toFixed(1).padStart(5)} ` +
-          `${floorMs.toFixed(0).padStart(8)} | ${sparseMs.toFixed(0).padStart(9)} ${(denseMs / sparseMs).toFixed(2).padStart(7)} ` +
-          `${sp.stats.sparsity.toFixed(3).padStart(8)} ${e8.toFixed(4)} | ${f32Ms.toFixed(0).padStart(16)} ${(denseMs / f32Ms).toFixed(2).padStart(7)} ${ef.toFixed(4)}`,
-      );
+      const head = `${String(T).padStart(6)} ${String(threads).padStart(3)} | ${denseMs.toFixed(0).padStart(8)} ${(flops / denseMs / 1e6).toFixed(1).padStart(5)} ${floorMs.toFixed(0).padStart(9)}`;
+      variants.forEach(([name, opts], i) => {
+        const [sp, sparseMs] = time(() => n.sparseAttention(qt, kt, vt, { threads, ...opts }));
+        const e = relL1(new Float32Array(sp.out.toArrayBuffer()), denseOut!);
+        sp.out.dispose();
+        console.log(
+          `${i === 0 ? head : ' '.repeat(head.length)} | ${name.padEnd(24)} ${sparseMs.toFixed(0).padStart(9)} ${(denseMs / sparseMs).toFixed(2).padStart(7)} ` +
+            `${sp.stats.sparsity.toFixed(3).padStart(8)} ${e.toFixed(4).padStart(6)}`,
+        );
+      });
     }
     for (const t of [qt, kt, vt]) t.dispose();
   }

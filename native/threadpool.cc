@@ -30,12 +30,19 @@ namespace {
 // atomic before sleeping.
 constexpr auto kSpin = std::chrono::microseconds(300);
 
+// Spins with pause for a short while, then yields the core between checks (so that on an
+// oversubscribed machine a spinning worker does not starve the thread it is waiting for), then
+// gives up so the caller can sleep on a condition variable.
 template <class Pred>
 bool spin_until(Pred pred) {
   auto start = std::chrono::steady_clock::now();
   for (int i = 0;; ++i) {
     if (pred()) return true;
-    QM_CPU_RELAX();
+    if (i < 2048) {
+      QM_CPU_RELAX();
+    } else {
+      std::this_thread::yield();
+    }
     if ((i & 63) == 63 && std::chrono::steady_clock::now() - start > kSpin) return false;
   }
 }

@@ -35,6 +35,12 @@ export interface StepOptions {
   logits: 'last' | 'all';
   /** Collect tokens-per-expert counts into this array of per-layer arrays. */
   expertCounts?: Int32Array[];
+  /**
+   * Observes each layer's attention: q [T, Hq, D] and k/v [T, Hkv, D] after q/k-norm and RoPE
+   * (exactly what attention consumes) and its output [T, Hq, D]. The tensors are freed when the
+   * layer ends: copy what you keep (toArrayBuffer). Must not modify them.
+   */
+  capture?: (layer: number, q: Tensor, k: Tensor, v: Tensor, out: Tensor) => void;
 }
 
 export class Forward {
@@ -92,6 +98,7 @@ export class Forward {
         }
         att = tmp.keep(n.attentionDecodeBatch(q3, this.cache, l, input.seqs, input.positions, { threads }));
       }
+      opts.capture?.(l, q3, k3, v3, att);
       const o = tmp.keep(this.linear(tmp.keep(n.view(att, [T, s.heads * s.headDim])), blk(l, 'attn_output')));
       n.add(x, o, { out: x });
       // --- feed-forward ---

@@ -15,7 +15,10 @@
 // Group-limited selection (DeepSeek-V2/V3): experts form n_group equal consecutive groups; a
 // group's score is the sum of its top-2 selection scores (Top2Sum, V3) or its maximum (Max, V2);
 // only experts of the topk_group best groups can be chosen (the others are masked to -inf, as in
-// llama.cpp and the DeepSeek reference code).
+// llama.cpp and DeepSeek's inference code; HF modeling_deepseek_v3 fills 0.0 instead, which picks
+// the same experts whenever the kept groups hold k experts with positive biased scores).
+// DeepSeek's remote modeling code skips the renormalisation when k == 1; callers that want that
+// pass norm_topk = false for k == 1.
 //
 // Determinism and edge cases: the k slots come out in descending selection score; ties go to the
 // lower expert id (lower group id for groups). A NaN selection score (NaN logit, or NaN/+-inf

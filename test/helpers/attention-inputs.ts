@@ -24,6 +24,8 @@ export interface StructuredAttentionOptions {
   querySpan?: number;
   /** iid noise std per element, default 0.3. */
   noise?: number;
+  /** Tokens over which the rotary phases decorrelate (random-walk drift); default 0 = no drift. */
+  coherence?: number;
 }
 
 export interface Needle {
@@ -89,39 +91,39 @@ export function structuredAttentionInputs(rng: Rng, o: StructuredAttentionOption
   const rhoQ = 4;
   const rhoK = ((o.spikeLogit ?? 14) * scaleInv) / rhoQ;
 
+  // Optionally the rotary phases drift by a random walk (shared by a KV head's keys and its
+  // queries), so the positional similarity decays over ~coherence tokens instead of recurring.
+  const walk = o.coherence ? Math.sqrt(2 / o.coherence) : 0;
   for (let kh = 0; kh < Hkv; kh++) {
     const phase = Float64Array.from({ length: pairs }, () => rng.uniform(0, 2 * Math.PI));
     const staticK = Float64Array.from({ length: D }, (_, i) => (i >= half ? rng.normal() : 0));
+    const gains = Float64Array.from({ length: G }, () => 0.8 + 0.4 * rng.next());
+    const staticQ = Array.from({ length: G }, () => Float64Array.from({ length: D }, (_, i) => (i >= half ? rng.normal() : 0)));
+    const cs = new Float64Array(2 * pairs);
     for (let t = 0; t < T; t++) {
-      const row = (t * Hkv + kh) * D;
       for (let f = 0; f < pairs; f++) {
         const a = omega[f] * t + phase[f];
-        k[row + 2 * f] = amp * Math.cos(a);
-        k[row + 2 * f + 1] = amp * Math.sin(a);
+        cs[2 * f] = Math.cos(a);
+        cs[2 * f + 1] = Math.sin(a);
+        if (walk > 0) phase[f] += walk * rng.normal();
       }
+      const row = (t * Hkv + kh) * D;
+      for (let i = 0; i < half; i++) k[row + i] = amp * cs[i];
       for (let i = half; i < D; i++) k[row + i] = staticK[i];
       if (t < sinkTokens) for (let i = half; i < D; i++) k[row + i] += delta * u[i];
       needles.forEach((n, s) => {
         if (t >= n.kStart && t < n.kEnd) for (let i = half; i < D; i++) k[row + i] += rhoK * spikeDirs[s][i];
       });
       for (let i = 0; i < D; i++) k[row + i] += noise * rng.normal();
-    }
-    for (let g = 0; g < G; g++) {
-      const h = kh * G + g;
-      const gain = 0.8 + 0.4 * rng.next();
-      const staticQ = Float64Array.from({ length: D }, (_, i) => (i >= half ? rng.normal() : 0));
-      for (let t = 0; t < T; t++) {
-        const row = (t * Hq + h) * D;
-        for (let f = 0; f < pairs; f++) {
-          const a = omega[f] * t + phase[f];
-          q[row + 2 * f] = gain * amp * Math.cos(a);
-          q[row + 2 * f + 1] = gain * amp * Math.sin(a);
-        }
-        for (let i = half; i < D; i++) q[row + i] = staticQ[i] + gamma * u[i];
+      for (let g = 0; g < G; g++) {
+        const h = kh * G + g;
+        const qrow = (t * Hq + h) * D;
+        for (let i = 0; i < half; i++) q[qrow + i] = gains[g] * amp * cs[i];
+        for (let i = half; i < D; i++) q[qrow + i] = staticQ[g][i] + gamma * u[i];
         needles.forEach((n, s) => {
-          if (t >= n.qStart && t < n.qEnd) for (let i = half; i < D; i++) q[row + i] += rhoQ * spikeDirs[s][i];
+          if (t >= n.qStart && t < n.qEnd) for (let i = half; i < D; i++) q[qrow + i] += rhoQ * spikeDirs[s][i];
         });
-        for (let i = 0; i < D; i++) q[row + i] += noise * rng.normal();
+        for (let i = 0; i < D; i++) q[qrow + i] += noise * rng.normal();
       }
     }
   }
