@@ -92,8 +92,15 @@ export class Sampler {
     const o = this.o;
     const logits = this.applyPenalties(logitsIn, history);
     if (o.temperature === 0) return argmax(logits);
-    // candidates sorted by logit, descending (ties: lower id first)
-    let ids = Array.from({ length: logits.length }, (_, i) => i).filter((i) => !Number.isNaN(logits[i]));
+    // Candidates sorted by logit, descending (ties: lower id first). Tokens more than
+    // 30·max(1, T) below the best logit carry < e^-30 of its probability at any stage of the chain
+    // (≈1e-8 in total for a 150k vocabulary), so they are dropped before sorting: decode then
+    // sorts hundreds of candidates, not the whole vocabulary.
+    let max = -Infinity;
+    for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+    const floor = max - 30 * Math.max(1, o.temperature);
+    let ids: number[] = [];
+    for (let i = 0; i < logits.length; i++) if (logits[i] >= floor) ids.push(i);
     if (ids.length === 0) return 0;
     ids.sort((a, b) => logits[b] - logits[a] || a - b);
     if (o.topK > 0 && o.topK < ids.length) ids = ids.slice(0, o.topK);
