@@ -86,13 +86,13 @@ export class Forward {
       n.rope(k3, positions, rope);
       let att: Tensor;
       if (input.kind === 'prefill') {
-        n.kvCacheWrite(this.cache, l, input.seq, input.startPos, k3, v3);
+        n.kvCacheWrite(this.cache, l, input.seq, input.startPos, k3, v3, { threads: T >= 64 ? threads : 1 });
         att = tmp.keep(n.attention(q3, this.cache, l, input.seq, { startPos: input.startPos, threads }));
       } else {
         for (let b = 0; b < T; b++) {
           const kb = n.slice(k3, b, b + 1);
           const vb = n.slice(v3, b, b + 1);
-          n.kvCacheWrite(this.cache, l, input.seqs[b], input.positions[b], kb, vb);
+          n.kvCacheWrite(this.cache, l, input.seqs[b], input.positions[b], kb, vb, { threads: 1 }); // a copy: not worth a thread wake-up
           kb.dispose();
           vb.dispose();
         }
