@@ -12,6 +12,7 @@ import { specFromGGUF } from '../models/from-gguf';
 import { specFromHF } from '../models/from-hf';
 import { expertName, hfToGGUFName, stackedExpertName } from '../models/names';
 import type { ModelSpec } from '../models/spec';
+import { validateWeights } from '../models/validate';
 import { native } from '../native';
 import type { DTypeName, MappedFile, Tensor } from '../native';
 
@@ -50,6 +51,10 @@ export class WeightStore {
     const list: Tensor[] = [];
     for (let e = 0; e < count; e++) list.push(this.get(expertName(layer, proj, e)));
     return list;
+  }
+
+  lookup(): { has(name: string): boolean; shape(name: string): readonly number[] } {
+    return { has: (n) => this.tensors.has(n), shape: (n) => this.get(n).shape };
   }
 
   entries(): IterableIterator<[string, Tensor]> {
@@ -108,6 +113,7 @@ export async function loadWeights(target: string, onProgress?: (fraction: number
         store.set(info.name, native().tensorFromMapped(file, info.offset, ggufDType(info.typeName, info.name, target), [...info.shape]));
         onProgress?.((i + 1) / gguf.tensors.length);
       });
+      validateWeights(spec, store.lookup(), target);
       return { spec, weights: store, gguf };
     }
     const hf = await readHFFolder(target);
@@ -131,6 +137,7 @@ export async function loadWeights(target: string, onProgress?: (fraction: number
       store.set(name, native().tensorFromMapped(file, info.offset, dtype, [...info.shape]));
       onProgress?.((i + 1) / hf.weights!.tensors.length);
     });
+    validateWeights(spec, store.lookup(), target);
     return { spec, weights: store, hf };
   } catch (e) {
     store.dispose();

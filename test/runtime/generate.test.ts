@@ -173,6 +173,22 @@ describe('loading and disposing', () => {
     fs.copyFileSync(path.join(dir, 'tokenizer.json'), path.join(unknown, 'tokenizer.json'));
     expect(await codeOf(loadModel(unknown))).toBe('E_UNSUPPORTED');
     expect(await codeOf(loadModel(dir, { device: 'cuda' }))).toMatch(/E_BACKEND_UNAVAILABLE|E_NOT_IMPLEMENTED/);
+    // a config that promises more layers than the weights have: the missing tensor is named at load
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    const variant = (name: string, change: Record<string, unknown>) => {
+      const d = path.join(tmp, name);
+      fs.mkdirSync(d);
+      for (const f of ['model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(dir, f), path.join(d, f));
+      fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ ...cfg, ...change }));
+      return d;
+    };
+    await expect(loadModel(variant('more-layers', { num_hidden_layers: 3 }))).rejects.toMatchObject({ code: 'E_FORMAT', message: expect.stringMatching(/blk\.2\./) });
+    await expect(loadModel(variant('wrong-width', { moe_intermediate_size: 48 }))).rejects.toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/ffn_gate\.0\.weight/) });
+    // a truncated weight file
+    const cut = variant('truncated', {});
+    const st = path.join(cut, 'model.safetensors');
+    fs.truncateSync(st, Math.floor(fs.statSync(st).size / 2));
+    expect(await codeOf(loadModel(cut))).toBe('E_FORMAT');
   });
 
   it('dispose during generation ends it with E_DISPOSED; later calls fail with E_DISPOSED', async () => {
