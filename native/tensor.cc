@@ -1,5 +1,7 @@
 #include "tensor.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -10,6 +12,19 @@ namespace qm {
 
 std::shared_ptr<Storage> alloc_cpu_storage(size_t bytes, bool zero) {
   auto s = std::make_shared<Storage>();
+  // Large zeroed buffers (KV caches) come from anonymous mappings: the kernel hands out zero pages
+  // lazily, so memory is only resident once used (a 4096-token cache that holds 100 tokens costs
+  // 100 tokens of RSS).
+  if (zero && bytes >= (size_t(1) << 20)) {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) fail("E_OUT_OF_MEMORY", "could not allocate " + std::to_string(bytes) + " bytes");
+    s->data = static_cast<uint8_t*>(p);
+    s->bytes = bytes;
+    s->device = Device::Cpu;
+    s->owner = std::shared_ptr<void>(p, [bytes](void* q) { ::munmap(q, bytes); });
+    s->owned = true;
+    return s;
+  }
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
   void* p = std::aligned_alloc(64, rounded);

@@ -119,8 +119,8 @@ export class Engine {
     // admit waiting sequences into free KV slots
     while (this.waiting.length && this.freeSlots.length) {
       const s = this.waiting.shift()!;
+      // No clearing: attention only reads positions below the sequence's own length.
       s.slot = this.freeSlots.pop()!;
-      native().kvCacheClear(this.cache!, s.slot);
       this.running.push(s);
     }
     const prefilling = this.running.find((s) => s.pending.length > 0);
@@ -213,7 +213,6 @@ export class Engine {
     const i = this.running.indexOf(s);
     if (i >= 0) this.running.splice(i, 1);
     if (s.slot >= 0) {
-      native().kvCacheClear(this.cache!, s.slot);
       this.freeSlots.push(s.slot);
       s.slot = -1;
     }

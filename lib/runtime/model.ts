@@ -21,10 +21,11 @@ export interface LoadOptions {
   device?: 'auto' | 'cpu' | 'cuda';
   /** CPU threads for inference (default: all cores). */
   threads?: number;
-  /** Tokens per sequence in the KV cache (default: min(model context, 4096)). */
+  /** Tokens per sequence in the KV cache (default: min(model context, 4096)); memory is committed as it is used. */
   contextSize?: number;
   /** Sequences decoded together at most (default 4). */
   parallel?: number;
+  /** KV cache precision (default 'f16', as llama.cpp). */
   kvCacheType?: 'f32' | 'f16';
   onProgress?: (p: { phase: 'load'; fraction: number }) => void;
   signal?: AbortSignal;
@@ -121,7 +122,7 @@ export class Model {
     const worker = new Worker(workerPath());
     const msg: ToWorker = {
       t: 'load', path: resolved,
-      options: { threads, contextSize, parallel, prefillChunk: 256, kvType: options.kvCacheType ?? 'f32' },
+      options: { threads, contextSize, parallel, prefillChunk: 256, kvType: options.kvCacheType ?? 'f16' },
     };
     const core = await new Promise<ModelInfoCore>((resolve, reject) => {
       const onAbort = () => {

@@ -46,9 +46,9 @@ maybe(`forward pass vs llama.cpp, F32 weights (seed ${seed})`, () => {
       await writeRandomHFModel(hfDir, { ...opts, seed: seed + name.length });
       const gguf = path.join(tmp, `${name}-f32.gguf`);
       await convertHFToGGUF(hfDir, gguf, { type: 'F32' });
-      const model = await loadModel(gguf, { threads: 2, contextSize: 256 });
+      const model = await loadModel(gguf, { threads: 2, contextSize: 256, kvCacheType: 'f32' });
       const ref = runLlamaCpp(gguf, model.info().vocabSize, prompts, 32);
-      const hfModel = await loadModel(hfDir, { threads: 2, contextSize: 256 });
+      const hfModel = await loadModel(hfDir, { threads: 2, contextSize: 256, kvCacheType: 'f32' });
       try {
         for (let p = 0; p < prompts.length; p++) {
           const ours = await model.logits(prompts[p]);
@@ -84,7 +84,7 @@ maybe(`forward pass vs llama.cpp, quantized weights (seed ${seed})`, () => {
       for (const type of QUANT_TYPES) {
         const gguf = path.join(tmp, `${arch}-${type}.gguf`);
         await convertHFToGGUF(hfDir, gguf, { type });
-        const model = await loadModel(gguf, { threads: 2, contextSize: 256 });
+        const model = await loadModel(gguf, { threads: 2, contextSize: 256, kvCacheType: 'f32' });
         const ref = runLlamaCpp(gguf, model.info().vocabSize, prompts, 0);
         try {
           for (let p = 0; p < prompts.length; p++) {

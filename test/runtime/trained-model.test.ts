@@ -23,7 +23,7 @@ maybe('shipped trained model (models/kjv-moe)', () => {
   let ref: { vocab_size: number; prompts: RefPrompt[] };
   beforeAll(async () => {
     ref = JSON.parse(fs.readFileSync(refFile, 'utf8'));
-    model = await loadModel(dir, { threads: 2, contextSize: 512 });
+    model = await loadModel(dir, { threads: 2, contextSize: 512, kvCacheType: 'f32' });
   });
   afterAll(async () => model?.dispose());
 
