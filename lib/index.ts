@@ -22,3 +22,20 @@ export { readHFFolder } from './formats/hf';
 export { convertHFToGGUF } from './convert/hf-to-gguf';
 export type { ConvertOptions, ConvertType } from './convert/hf-to-gguf';
 export { writeRandomHFModel } from './fixtures/random-model';
+export { createServer, serve, type ServerOptions, type ServeOptions, type RunningServer } from './server/app';
+
+// Evaluation: perplexity, KL divergence vs a base model, expert usage, attention capture
+export { perplexity } from './eval/perplexity';
+export type { PerplexityOptions, PerplexityProgress, PerplexityResult } from './eval/perplexity';
+export { compareModels } from './eval/compare';
+export type { CompareOptions, CompareResult } from './eval/compare';
+export { expertUsage } from './eval/experts';
+export type { ExpertUsage, ExpertUsageOptions, LayerUsage } from './eval/experts';
+export { heatmapLayout, renderExpertHeatmap, writeExpertHeatmap } from './eval/heatmap';
+export type { HeatmapLayout, HeatmapOptions } from './eval/heatmap';
+export { captureAttention, sparseAttentionReport, writeAttentionDump } from './eval/attention';
+export type {
+  AttentionCapture, AttentionDumpManifest, AttentionShape, CaptureOptions, CapturedLayer, SparseGroupReport, SparseLayerReport,
+  SparseReportOptions,
+} from './eval/attention';
+export type { EvalOptions, EvalProgress, EvalText } from './eval/common';

@@ -8,6 +8,14 @@ import { QuantMoeError } from '../errors';
 import { backends } from '../native';
 import { loadModel } from '../runtime/model';
 import type { GenerateOptions, Model } from '../runtime/model';
+import { serve } from '../server/app';
+import { captureAttention, sparseAttentionReport, writeAttentionDump } from '../eval/attention';
+import { checkContext, readTextFile } from '../eval/common';
+import { compareModels } from '../eval/compare';
+import { expertUsage } from '../eval/experts';
+import { writeExpertHeatmap } from '../eval/heatmap';
+import { perplexity } from '../eval/perplexity';
+import { formatCompare, formatExpertUsage, formatPerplexity, formatSparseReport, parseLayerList, toJson } from './eval-format';
 import { action, defaultModelPath, parseFloatOption, parseIntOption, progressBar } from './util';
 
 interface CommonOpts {
@@ -63,6 +71,23 @@ async function open(o: CommonOpts): Promise<Model> {
   } finally {
     bar.stop();
   }
+}
+
+interface EvalOpts extends CommonOpts {
+  text: string;
+  stride?: number;
+  chunks?: number;
+}
+
+function showProgress(o: CommonOpts): boolean {
+  return o.progress !== false && !o.json && process.stderr.isTTY === true;
+}
+
+function addEvalOptions(c: Command): Command {
+  return c
+    .requiredOption('--text <file>', 'UTF-8 text file to evaluate on')
+    .option('--stride <n>', 'tokens between window starts (default ctx/2; each window scores its last stride tokens)', parseIntOption('stride'))
+    .option('--chunks <n>', 'evaluate at most this many windows', parseIntOption('chunks'));
 }
 
 function samplingOf(o: GenOpts): GenerateOptions {
@@ -173,6 +198,119 @@ program.command('convert')
     }
   }));
 
+addEvalOptions(addModelOptions(program.command('perplexity')))
+  .description('perplexity on a text file: windows of --ctx tokens (default 512), the last part of each scored, as llama.cpp does')
+  .action(action(async (o: EvalOpts) => {
+    const text = readTextFile(o.text);
+    const ctx = o.ctx ?? 512;
+    checkContext(ctx, '--ctx');
+    const model = await open({ ...o, ctx });
+    try {
+      const bar = progressBar('perplexity', showProgress(o));
+      try {
+        const r = await perplexity(model, text, { context: ctx, stride: o.stride, maxChunks: o.chunks, onProgress: (p) => bar.update(p.fraction) });
+        bar.stop();
+        process.stdout.write(o.json ? `${toJson({ model: model.path, text: o.text, ...r })}\n` : `${formatPerplexity(r)}\n`);
+      } finally {
+        bar.stop();
+      }
+    } finally {
+      await model.dispose();
+    }
+  }));
+
+addEvalOptions(program.command('compare'))
+  .description("KL divergence of <other>'s next-token distributions from <base>'s on a text file (as llama.cpp --kl-divergence)")
+  .argument('<base>', 'the reference model (.gguf or HF folder)')
+  .argument('<other>', 'the model to compare, e.g. a quantized version of base')
+  .option('-t, --threads <n>', 'CPU threads per model', parseIntOption('threads'))
+  .option('-c, --ctx <n>', 'window size in tokens (default 512)', parseIntOption('ctx'))
+  .option('--json', 'machine-readable output')
+  .option('--no-progress', 'no progress bar')
+  .action(action(async (basePath: string, otherPath: string, o: EvalOpts) => {
+    const text = readTextFile(o.text);
+    const ctx = o.ctx ?? 512;
+    checkContext(ctx, '--ctx');
+    const base = await open({ ...o, model: basePath, ctx });
+    try {
+      const other = await open({ ...o, model: otherPath, ctx });
+      try {
+        const bar = progressBar('comparing', showProgress(o));
+        try {
+          const r = await compareModels(base, other, text, { context: ctx, stride: o.stride, maxChunks: o.chunks, onProgress: (p) => bar.update(p.fraction) });
+          bar.stop();
+          process.stdout.write(o.json ? `${toJson({ base: base.path, other: other.path, text: o.text, ...r })}\n` : `${formatCompare(r)}\n`);
+        } finally {
+          bar.stop();
+        }
+      } finally {
+        await other.dispose();
+      }
+    } finally {
+      await base.dispose();
+    }
+  }));
+
+addModelOptions(program.command('experts'))
+  .description('tokens routed to each expert of each layer over a text file, with a PNG heat map')
+  .requiredOption('--text <file>', 'UTF-8 text file to route')
+  .option('--png <file>', 'write a heat map (layers × experts, color = share of routed tokens)')
+  .option('--cell <px>', 'heat map cell size in pixels', parseIntOption('cell'), 24)
+  .action(action(async (o: CommonOpts & { text: string; png?: string; cell: number }) => {
+    const text = readTextFile(o.text);
+    const ctx = o.ctx ?? 512;
+    checkContext(ctx, '--ctx');
+    const model = await open({ ...o, ctx });
+    try {
+      const bar = progressBar('routing', showProgress(o));
+      try {
+        const u = await expertUsage(model, text, { context: ctx, onProgress: (p) => bar.update(p.fraction) });
+        bar.stop();
+        if (o.png) await writeExpertHeatmap(u, o.png, { cell: o.cell });
+        if (o.json) process.stdout.write(`${toJson({ model: model.path, text: o.text, ...u, png: o.png })}\n`);
+        else process.stdout.write(`${formatExpertUsage(u)}\n${o.png ? `heat map: ${o.png}\n` : ''}`);
+      } finally {
+        bar.stop();
+      }
+    } finally {
+      await model.dispose();
+    }
+  }));
+
+program.command('attention-dump')
+  .description("capture q/k/v after RoPE (and each layer's attention output) over a text, as .f32 files + manifest.json")
+  .option('-m, --model <path>', 'a .gguf file or a Hugging Face folder (default: the shipped kjv-moe model)')
+  .requiredOption('--text <file>', 'UTF-8 text file; its first --ctx tokens are captured')
+  .requiredOption('--out <dir>', 'output folder')
+  .option('--layers <list>', 'comma-separated layer indices (default: all)', parseLayerList)
+  .option('-c, --ctx <n>', 'tokens to capture (default 512)', parseIntOption('ctx'))
+  .option('-t, --threads <n>', 'CPU threads', parseIntOption('threads'))
+  .option('--report', 'also run block-sparse vs dense attention on the captured tensors and print sparsity and error')
+  .option('--cdf-threshold <tau>', 'sparse attention: cumulative pooled-softmax mass kept per query block', parseFloatOption('cdf-threshold'))
+  .option('--json', 'machine-readable output')
+  .option('--no-progress', 'no progress bar')
+  .action(action(async (o: CommonOpts & { text: string; out: string; layers?: number[]; report?: boolean; cdfThreshold?: number }) => {
+    const text = readTextFile(o.text);
+    const modelPath = o.model ?? defaultModelPath();
+    const bar = progressBar('loading', showProgress(o));
+    let capture;
+    try {
+      capture = await captureAttention(modelPath, text, { layers: o.layers, context: o.ctx ?? 512, threads: o.threads, onProgress: (p) => bar.update(p.fraction) });
+    } finally {
+      bar.stop();
+    }
+    const manifest = await writeAttentionDump(capture, o.out, modelPath);
+    const report = o.report ? sparseAttentionReport(capture, { threads: o.threads, cdfThreshold: o.cdfThreshold }) : undefined;
+    if (o.json) {
+      process.stdout.write(`${toJson({ out: o.out, manifest: { ...manifest, tokens: manifest.tokens.length }, report })}\n`);
+      return;
+    }
+    const s = capture.layers[0]?.shape;
+    process.stdout.write(`wrote ${capture.layers.length} layers × {q, k, v, out} of ${capture.tokens.length} tokens`
+      + `${s ? ` (q [${s.tokens}, ${s.heads}, ${s.headDim}], k/v [${s.tokens}, ${s.kvHeads}, ${s.headDim}])` : ''} and manifest.json to ${o.out}\n`);
+    if (report) process.stdout.write(`${formatSparseReport(report)}\n`);
+  }));
+
 program.command('backends')
   .description('CPU features and CUDA devices this build can use')
   .option('--json', 'machine-readable output')
@@ -184,6 +322,64 @@ program.command('backends')
     }
     process.stdout.write(`cpu:  ${b.cpu.arch}, ${b.cpu.threads} threads, kernels ${b.cpu.isa} (features: ${b.cpu.features.join(' ') || 'none'})\n`);
     process.stdout.write(`cuda: ${b.cuda.compiled ? 'compiled in' : 'not compiled in'}; ${b.cuda.devices.length ? b.cuda.devices.map((d) => `${d.name} (${(d.memoryBytes / 2 ** 30).toFixed(0)} GiB, sm ${d.computeCapability})`).join(', ') : `no device (${b.cuda.unavailableReason})`}\n`);
+  }));
+
+interface ServeOpts extends CommonOpts {
+  host: string;
+  port: number;
+  apiKey?: string;
+  parallel: number;
+  maxQueue: number;
+  maxTokensLimit?: number;
+  modelName?: string;
+  log?: boolean;
+}
+
+addModelOptions(program.command('serve'))
+  .description('OpenAI-compatible HTTP server: POST /v1/completions and /v1/chat/completions (JSON or SSE streaming), GET /v1/models, /health, /metrics')
+  .option('--host <host>', 'address to listen on (0.0.0.0: every interface)', '127.0.0.1')
+  .option('--port <n>', 'port (0: any free port)', parseIntOption('port'), 8080)
+  .option('--api-key <key>', 'require Authorization: Bearer <key> (default: $QUANTMOE_API_KEY)')
+  .option('--parallel <n>', 'sequences decoded together (KV cache slots)', parseIntOption('parallel'), 4)
+  .option('--max-queue <n>', 'requests waiting or running at most; more are answered 429', parseIntOption('max-queue'), 64)
+  .option('--max-tokens-limit <n>', 'largest max_tokens a request may ask for (default: the context size)', parseIntOption('max-tokens-limit'))
+  .option('--model-name <name>', 'the model id clients send (default: the file or folder name)')
+  .option('--log', 'log every request (JSON lines on stdout)')
+  .action(action(async (o: ServeOpts) => {
+    const bar = progressBar('loading', o.progress !== false && !o.json && process.stderr.isTTY === true);
+    let model: Model;
+    try {
+      model = await loadModel(o.model ?? defaultModelPath(), {
+        threads: o.threads, contextSize: o.ctx, parallel: o.parallel, onProgress: (p) => bar.update(p.fraction),
+      });
+    } finally {
+      bar.stop();
+    }
+    const apiKey = o.apiKey ?? (process.env.QUANTMOE_API_KEY || undefined);
+    let server: Awaited<ReturnType<typeof serve>>;
+    try {
+      server = await serve(model, {
+        host: o.host, port: o.port, apiKey, maxQueue: o.maxQueue, maxTokensLimit: o.maxTokensLimit, modelName: o.modelName, logger: o.log === true,
+      });
+    } catch (e) {
+      await model.dispose();
+      throw e;
+    }
+    if (o.json) process.stdout.write(`${JSON.stringify({ url: server.url, model: server.modelName, apiKey: apiKey !== undefined })}\n`);
+    else process.stdout.write(`serving ${server.modelName} (${model.path}) on ${server.url}: POST /v1/completions, /v1/chat/completions; GET /v1/models, /health, /metrics\n`);
+    const loopback = /^(127\.|::1$|localhost$)/.test(o.host);
+    if (!loopback && apiKey === undefined) process.stderr.write(`quantmoe: warning: listening on ${o.host} without --api-key; anyone who can reach it can use it\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await server.close();
+    await model.dispose();
   }));
 
 program.showHelpAfterError();
