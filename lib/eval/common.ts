@@ -16,11 +16,11 @@ export interface EvalProgress {
   fraction: number;
 }
 
-export interface EvalOptions {
+export interface EvalOptions<P extends EvalProgress = EvalProgress> {
   /** Tokens per window (one model.logits call each), default 512. */
   context?: number;
   signal?: AbortSignal;
-  onProgress?: (p: EvalProgress) => void;
+  onProgress?: (p: P) => void;
 }
 
 export function checkContext(context: number, what: string): void {

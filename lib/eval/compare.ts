@@ -8,7 +8,7 @@
 // log-softmax in float64.
 import { QuantMoeError } from '../errors';
 import type { Model } from '../runtime/model';
-import { argmax, logSoftmax, meanAndStderr } from './common';
+import { argmax, forEachWindow, logSoftmax, meanAndStderr } from './common';
 import type { EvalText } from './common';
 import { resolveScoring } from './perplexity';
 import type { PerplexityOptions } from './perplexity';
@@ -64,47 +64,40 @@ export async function compareModels(base: Model, other: Model, text: EvalText, o
   let klSq = 0;
   let same = 0;
   const nll = { base: [0, 0], other: [0, 0] };
-  const checkAbort = () => {
-    if (options.signal?.aborted) throw new QuantMoeError('E_ABORTED', `${what} was aborted`);
-  };
-  checkAbort();
-  const fetch = (i: number) => {
-    if (i >= windows.length) return undefined;
-    const w = windows[i];
-    const ids = tokens.slice(w.start, w.start + w.length);
-    const p = Promise.all([base.logits(ids), base === other ? undefined : other.logits(ids)]);
-    p.catch(() => {});
-    return p;
-  };
-  let next = fetch(0);
-  for (let i = 0; i < windows.length; i++) {
-    const [lb, lo0] = await next!;
-    checkAbort();
-    next = fetch(i + 1);
-    const lo = lo0 ?? lb;
-    const w = windows[i];
-    for (let j = w.scoreFrom; j < w.length; j++) {
-      const rb = lb.subarray((j - 1) * V, j * V);
-      const ro = lo.subarray((j - 1) * V, j * V);
-      logSoftmax(rb, lp);
-      logSoftmax(ro, lq);
-      let kl = 0;
-      for (let v = 0; v < V; v++) {
-        const d = lp[v] - lq[v];
-        if (d !== 0) kl += Math.exp(lp[v]) * d;
+  await forEachWindow(
+    windows,
+    (w) => {
+      const ids = tokens.slice(w.start, w.start + w.length);
+      return Promise.all([base.logits(ids), base === other ? undefined : other.logits(ids)]);
+    },
+    (w, [lb, lo0]) => {
+      const lo = lo0 ?? lb;
+      for (let j = w.scoreFrom; j < w.length; j++) {
+        const rb = lb.subarray((j - 1) * V, j * V);
+        const ro = lo.subarray((j - 1) * V, j * V);
+        logSoftmax(rb, lp);
+        logSoftmax(ro, lq);
+        let kl = 0;
+        for (let v = 0; v < V; v++) {
+          const d = lp[v] - lq[v];
+          if (d !== 0) kl += Math.exp(lp[v]) * d;
+        }
+        kls[n++] = kl;
+        klSum += kl;
+        klSq += kl * kl;
+        if (argmax(rb) === argmax(ro)) same++;
+        const t = tokens[w.start + j];
+        nll.base[0] -= lp[t];
+        nll.base[1] += lp[t] * lp[t];
+        nll.other[0] -= lq[t];
+        nll.other[1] += lq[t] * lq[t];
       }
-      kls[n++] = kl;
-      klSum += kl;
-      klSq += kl * kl;
-      if (argmax(rb) === argmax(ro)) same++;
-      const t = tokens[w.start + j];
-      nll.base[0] -= lp[t];
-      nll.base[1] += lp[t] * lp[t];
-      nll.other[0] -= lq[t];
-      nll.other[1] += lq[t] * lq[t];
-    }
-    options.onProgress?.({ done: i + 1, total: windows.length, fraction: (i + 1) / windows.length, tokens: n, perplexity: Math.exp(nll.other[0] / n) });
-  }
+    },
+    {
+      signal: options.signal, what,
+      onProgress: options.onProgress && ((p) => options.onProgress!({ ...p, tokens: n, perplexity: Math.exp(nll.other[0] / n) })),
+    },
+  );
   const kl = meanAndStderr(klSum, klSq, n);
   const pb = meanAndStderr(nll.base[0], nll.base[1], n);
   const po = meanAndStderr(nll.other[0], nll.other[1], n);

@@ -19,12 +19,17 @@ import type { Model } from '../runtime/model';
 import { checkContext, checkFits, evalTokens, forEachWindow, meanAndStderr, planWindows, tokenNll } from './common';
 import type { EvalOptions, EvalProgress, EvalText, ScoreWindow } from './common';
 
-export interface PerplexityOptions extends EvalOptions {
+/** Progress with the running perplexity (of the evaluated model; for compareModels, `other`). */
+export interface PerplexityProgress extends EvalProgress {
+  tokens: number;
+  perplexity: number;
+}
+
+export interface PerplexityOptions extends EvalOptions<PerplexityProgress> {
   /** Tokens between window starts, default floor(context / 2); 1..context. */
   stride?: number;
   /** Score at most this many windows (llama.cpp's --chunks). */
   maxChunks?: number;
-  onProgress?: (p: EvalProgress & { tokens: number; perplexity: number }) => void;
 }
 
 export interface PerplexityResult {
