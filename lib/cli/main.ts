@@ -16,6 +16,7 @@ import { expertUsage } from '../eval/experts';
 import { writeExpertHeatmap } from '../eval/heatmap';
 import { perplexity } from '../eval/perplexity';
 import { formatCompare, formatExpertUsage, formatPerplexity, formatSparseReport, parseLayerList, toJson } from './eval-format';
+import { benchModel } from './bench';
 import { action, defaultModelPath, parseFloatOption, parseIntOption, progressBar } from './util';
 
 interface CommonOpts {
@@ -309,6 +310,27 @@ program.command('attention-dump')
     process.stdout.write(`wrote ${capture.layers.length} layers × {q, k, v, out} of ${capture.tokens.length} tokens`
       + `${s ? ` (q [${s.tokens}, ${s.heads}, ${s.headDim}], k/v [${s.tokens}, ${s.kvHeads}, ${s.headDim}])` : ''} and manifest.json to ${o.out}\n`);
     if (report) process.stdout.write(`${formatSparseReport(report)}\n`);
+  }));
+
+addModelOptions(program.command('bench'))
+  .description('load time, prefill and decode speed of a model on this machine (medians)')
+  .option('--prompt <n>', 'prompt tokens for prefill', parseIntOption('prompt'), 128)
+  .option('--decode <n>', 'tokens to decode', parseIntOption('decode'), 64)
+  .option('--batch <n>', 'concurrent sequences for the batched decode', parseIntOption('batch'), 4)
+  .option('--runs <n>', 'runs (median reported)', parseIntOption('runs'), 3)
+  .action(action(async (o: CommonOpts & { prompt: number; decode: number; batch: number; runs: number }) => {
+    const r = await benchModel({ model: o.model ?? defaultModelPath(), threads: o.threads, prompt: o.prompt, decode: o.decode, batch: o.batch, runs: o.runs });
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      return;
+    }
+    process.stdout.write([
+      `load:            ${r.loadSeconds.toFixed(2)} s`,
+      `prefill:         ${r.prefillTokensPerSecond.toFixed(1)} tok/s (${o.prompt}-token prompt)`,
+      `decode:          ${r.decodeTokensPerSecond.toFixed(1)} tok/s (batch 1)`,
+      `decode batch ${r.batch}:  ${r.batchDecodeTokensPerSecond.toFixed(1)} tok/s (all sequences)`,
+      `peak RSS:        ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB (this process; the engine runs in a worker thread of it)`,
+    ].join('\n') + '\n');
   }));
 
 program.command('backends')
