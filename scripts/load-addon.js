@@ -10,8 +10,16 @@ function load() {
   const tried = [];
   const explicit = process.env.QUANTMOE_ADDON;
   if (explicit) {
-    tried.push(explicit);
-    return require(path.resolve(explicit));
+    try {
+      return require(path.resolve(explicit));
+    } catch (e) {
+      const err = new Error(
+        `quantmoe: QUANTMOE_ADDON=${explicit} could not be loaded (${e && e.message}). ` +
+          'Fix: point QUANTMOE_ADDON at a built quantmoe.node, or unset it to use build/Release or prebuilds/.',
+      );
+      err.code = 'E_LOAD';
+      throw err;
+    }
   }
   try {
     return require('node-gyp-build')(root);
