@@ -11,4 +11,5 @@ module.exports = {
     { ...common, displayName: 'gpu', testMatch: ['<rootDir>/test/gpu/**/*.test.ts'] },
   ],
   testTimeout: 120000,
+  globalSetup: '<rootDir>/test/global-setup.js',
 };
