@@ -38,7 +38,7 @@ int64_t act_row_bytes(DType wtype, int64_t K) {
   return row_bytes(act_type_for(wtype), K);
 }
 
-void quantize_act_row(DType wtype, const float* x, void* out, int64_t K) {
+void quantize_act_row_scalar(DType wtype, const float* x, void* out, int64_t K) {
   switch (act_type_for(wtype)) {
     case DType::F32: std::memcpy(out, x, static_cast<size_t>(K) * sizeof(float)); return;
     case DType::Q8_0: return quantize_act_q8_0(x, static_cast<block_q8_0*>(out), K);
@@ -46,6 +46,10 @@ void quantize_act_row(DType wtype, const float* x, void* out, int64_t K) {
     case DType::Q8_K: return quantize_act_q8_K(x, static_cast<block_q8_K*>(out), K);
     default: fail("E_DTYPE", "qgemm: no activation quantizer");
   }
+}
+
+void quantize_act_row(DType wtype, const float* x, void* out, int64_t K) {
+  QM_PICK(quantize_act_row)(wtype, x, out, K);
 }
 
 void qgemm_rows(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy, int64_t n0,

@@ -11,7 +11,10 @@
 // Activations from quantize_act_row never exceed ±127, so vpmaddubsw cannot saturate.
 //
 // Batch invariance: y[t, n] depends only on x[t, :] and w[n, :], never on T, the token tile, the
-// thread count or which other tokens share the call: one fixed reduction order per ISA.
+// thread count or which other tokens share the call: one fixed reduction order per ISA. Scalar: one
+// dot-product function per element. AVX2 / AVX-512: exact int32 sums per block, then one fixed
+// float chain per output in block order (qgemm_avx2.h), so the GEMV kernel (T < 5, 8 rows per
+// vector) and the many-token kernel (8 tokens per vector) give the same bits for a token.
 #pragma once
 #include <cstdint>
 
@@ -25,8 +28,8 @@ DType act_type_for(DType wtype);
 // Bytes of one quantized activation row of K elements for weight type wtype.
 int64_t act_row_bytes(DType wtype, int64_t K);
 
-// Quantizes one activation row x[K] into act_type_for(wtype) (deterministic, ISA-independent
-// results are NOT required, but the same ISA must always give the same bytes).
+// Quantizes one activation row x[K] into act_type_for(wtype): the reference arithmetic (quants.cc),
+// vectorized per ISA with byte-identical results.
 void quantize_act_row(DType wtype, const float* x, void* out, int64_t K);
 
 // y[t * ldy + n] = dot(w row n, x row t) for t in [0, T), n in [n0, n1).

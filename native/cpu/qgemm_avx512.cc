@@ -15,4 +15,8 @@ void qgemm_rows_avx512(DType wtype, const void* w, const void* xq, float* y, int
   qgemm_rows_avx2(wtype, w, xq, y, T, K, ldy, n0, n1);
 }
 
+void quantize_act_row_avx512(DType wtype, const float* x, void* out, int64_t K) {
+  quantize_act_row_avx2(wtype, x, out, K);
+}
+
 }  // namespace qm::cpu

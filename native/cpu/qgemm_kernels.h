@@ -14,6 +14,12 @@ void qgemm_rows_avx2(DType wtype, const void* w, const void* xq, float* y, int64
 void qgemm_rows_avx512(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
                        int64_t n0, int64_t n1);
 
+// quantize_act_row (qgemm.h) per ISA: the same bytes on every ISA (the AVX2 one is a vectorized copy
+// of the reference arithmetic; AVX-512 uses it).
+void quantize_act_row_scalar(DType wtype, const float* x, void* out, int64_t K);
+void quantize_act_row_avx2(DType wtype, const float* x, void* out, int64_t K);
+void quantize_act_row_avx512(DType wtype, const float* x, void* out, int64_t K);
+
 // Scalar dot product of one weight row with one activation row (both K elements), for block types.
 using VecDotFn = float (*)(int64_t K, const void* w, const void* xq);
 VecDotFn scalar_vec_dot(DType wtype);  // nullptr for float types / unsupported

@@ -177,8 +177,12 @@ Napi::Value Qmatmul(const Napi::CallbackInfo& info) {
   });
   const void* wp = w->data();
   float* yp = y->as<float>();
-  // Row chunks (a multiple of 4 rows, the AVX2 row tile) big enough to amortise task overhead.
-  const int64_t chunk = (chunk_rows(N, threads, 4, 64) + 3) / 4 * 4;
+  // Row chunks: a few per thread so that 2 threads stay balanced on a shared machine, in multiples of
+  // the AVX2 kernels' tiles. GEMV (T < 5): 8-row tiles, up to 64 rows. GEMM: each call transposes the
+  // activations once (O(T·K), ~5% of a 64-row chunk's work), so chunks of up to 128 rows.
+  const bool gemm = T >= 5;
+  const int64_t tile = gemm ? 16 : 8;
+  const int64_t chunk = (chunk_rows(N, threads, tile, gemm ? 128 : 64) + tile - 1) / tile * tile;
   run_rows(N, threads, chunk, [&](int64_t n0, int64_t n1) { cpu::qgemm_rows(wt, wp, xq, yp, T, K, N, n0, n1); });
   return out;
 }

@@ -223,6 +223,53 @@ describe('qmatmul: quantized GEMM over the GGUF block types', () => {
     });
   });
 
+  it(`splits tokens between the many-token and the one-token kernels without changing a bit (seed ${seed})`, () => {
+    // The AVX2 path runs groups of 8 tokens (a last group of >= 5 padded) in one kernel and the rest
+    // in the GEMV kernel; T = 4, 11, 12, 13, 21 cover every split. Each token must equal its T=1 result.
+    const rng = new Rng(seed + 14);
+    forEachIsa((isa) => {
+      for (const wt of TYPES) {
+        const K = isK(wt) ? 256 : 64, N = 11;
+        const w = q.quantize(wt, tensorFromArray(rng.floats(N * K, 0.5), [N, K]));
+        const x = rng.floats(21 * K);
+        const single: Float32Array[] = [];
+        for (let t = 0; t < 21; t++) single.push(tensorToFloat32(q.qmatmul(tensorFromArray(x.slice(t * K, (t + 1) * K), [K]), w, { threads: 1 })));
+        for (const T of [4, 11, 12, 13, 21]) {
+          const y = tensorToFloat32(q.qmatmul(tensorFromArray(x.slice(0, T * K), [T, K]), w, { threads: 2 }));
+          for (let t = 0; t < T; t++)
+            if (!sameBits(y.subarray(t * N, (t + 1) * N), single[t])) throw new Error(`${isa} ${wt}: token ${t} of T=${T} differs from T=1 (seed ${seed})`);
+        }
+      }
+    });
+  });
+
+  it(`quantizes activations to the same bytes on every ISA, ties and tiny values included (seed ${seed})`, () => {
+    const rng = new Rng(seed + 15);
+    const K = 512;
+    const rows: Float32Array[] = [];
+    rows.push(rng.floats(K));
+    // exact halves after scaling (amax = 127 makes d = 1): round-half-away ties
+    const ties = new Float32Array(K);
+    for (let i = 0; i < K; i++) ties[i] = (Math.round(rng.floats(1)[0] * 80) + 0.5) * (i % 2 ? 1 : -1);
+    ties[3] = 127;
+    rows.push(ties);
+    rows.push(rng.floats(K, 1e-40)); // subnormal: 1/d overflows to inf
+    rows.push(rng.floats(K, 1e30));
+    rows.push(new Float32Array(K)); // zeros
+    const nan = rng.floats(K);
+    nan[40] = NaN;
+    nan[300] = -Infinity;
+    rows.push(nan);
+    const all = new Float32Array(rows.length * K);
+    rows.forEach((r, i) => all.set(r, i * K));
+    const xt = tensorFromArray(all, [rows.length, K]);
+    for (const wt of ['q4_0', 'q4_1', 'q4_k'] as const) {
+      const ref: Uint8Array[] = [];
+      forEachIsa(() => ref.push(bytesOf(q.quantizeActivations(wt, xt))));
+      for (let i = 1; i < ref.length; i++) expect(Buffer.compare(Buffer.from(ref[i]), Buffer.from(ref[0]))).toBe(0);
+    }
+  });
+
   it('propagates NaN and Inf in x to that row only, without crashing', () => {
     const rng = new Rng(seed + 12);
     forEachIsa((isa) => {
