@@ -1,10 +1,12 @@
 // Fused MoE layer benchmark at the OLMoE-1B-7B shape (D=2048, expert FFN 1024, 64 experts, top-8):
-//  - decode: 1 token; consecutive calls route to disjoint expert sets (rotating through all 64), so
-//    the 8 × 3 expert matrices come from DRAM, not from the caches; reported as GB/s of expert weight
-//    bytes read, next to the memory read bandwidth measured in the same run (native parallel sum);
+//  - decode: 1 token; consecutive calls route to disjoint expert sets (rotating through all 64) of
+//    several copies of the layer (>= 1 GB in all, so more than any last-level cache: some server CPUs
+//    have 260 MB of L3), so the 8 × 3 expert matrices come from DRAM, not from the caches; reported
+//    as GB/s of expert weight bytes read, next to the memory read bandwidth measured in the same run
+//    (native parallel sum);
 //  - prefill: 512 tokens with random routing (every expert active); GFLOP/s of the expert GEMMs.
-// The full 64-expert layer is allocated (~0.23 GB for q4_0/q4_k, 0.43 GB for q8_0): weights are
-// random block bytes with valid scales (the speed does not depend on the values).
+// The full 64-expert layer (~0.23 GB for q4_0/q4_k, 0.43 GB for q8_0) is allocated in as many copies
+// as make 1 GB: weights are random block bytes with valid scales (the speed does not depend on them).
 // Build with `npx tsc`, run with `node dist/bench/moe.js [--quick] [--types q4_0,q8_0]`.
 import { randomFillSync } from 'crypto';
 
@@ -127,11 +129,14 @@ export function benchMoe(o: { types: QgemmWeightType[]; threads: number[]; prefi
   o.log(header.map((h, i) => pad(h, widths[i])).join(' | '));
   o.log('-'.repeat(widths.reduce((a, w) => a + w + 3, -3)));
   for (const t of o.types) {
-    const experts = { gate: randomWeight(t, [E, F, D]), up: randomWeight(t, [E, F, D]), down: randomWeight(t, [E, D, F]) };
-    const layerBytes = experts.gate.byteSize + experts.up.byteSize + experts.down.byteSize;
+    const layerBytes = E * (2 * F * rowBytes(t, D) + D * rowBytes(t, F));
+    const copies = Math.max(1, Math.ceil(1e9 / layerBytes));
+    const layers = Array.from({ length: copies }, () => ({ gate: randomWeight(t, [E, F, D]), up: randomWeight(t, [E, F, D]), down: randomWeight(t, [E, D, F]) }));
+    const experts = layers[0];
     const decodeBytes = K * (2 * F * rowBytes(t, D) + D * rowBytes(t, F));
+    const sets = decodeLogits.length;
     for (const threads of o.threads) {
-      const td = timeIt((i) => q.moe(x1, { topK: K, routerLogits: decodeLogits[i % decodeLogits.length], experts, threads, out: y1 }), o.runs, 0.25);
+      const td = timeIt((i) => q.moe(x1, { topK: K, routerLogits: decodeLogits[i % sets], experts: layers[Math.floor(i / sets) % copies], threads, out: y1 }), o.runs, 0.25);
       let active = 0;
       const tp = timeIt(() => {
         const r = q.moe(xT, { topK: K, routerLogits: lT, experts, threads, out: yT });
@@ -144,7 +149,7 @@ export function benchMoe(o: { types: QgemmWeightType[]; threads: number[]; prefi
         (T / tp).toFixed(0)].map((s, i) => pad(s, widths[i])).join(' | '));
       if (active !== E) o.log(`  (prefill: ${active} of ${E} experts active)`);
     }
-    for (const w of [experts.gate, experts.up, experts.down]) w.dispose();
+    for (const l of layers) for (const w of [l.gate, l.up, l.down]) w.dispose();
   }
   o.log(`decode GB/s = ${K} experts × 3 matrices of expert weight bytes per call / time; prefill: ${T} tokens, ` +
     `GFLOP/s = 2·T·k·3·F·D / time (routing, quantization, combine included in the time).`);

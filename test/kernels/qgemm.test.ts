@@ -7,7 +7,7 @@ import { native } from '../../lib/native';
 import type { Tensor } from '../../lib/native';
 import type { QgemmWeightType } from '../../lib/native-ops/qgemm';
 import { bf16ToF32, f16ToF32, tensorFromArray, tensorToFloat32 } from '../../lib/tensor';
-import { forEachIsa, reportSkippedIsas } from '../helpers/native';
+import { forEachIsa, reportSkippedIsas, runnableIsas } from '../helpers/native';
 import { Rng, relError, testSeed } from '../helpers/random';
 import { blockMins, decodeBlocks, q81Sums } from './ggml-ref';
 import type { BlockType } from './ggml-ref';
@@ -225,22 +225,48 @@ describe('qmatmul: quantized GEMM over the GGUF block types', () => {
 
   it(`splits tokens between the many-token and the one-token kernels without changing a bit (seed ${seed})`, () => {
     // The AVX2 path runs groups of 8 tokens (a last group of >= 5 padded) in one kernel and the rest
-    // in the GEMV kernel; T = 4, 11, 12, 13, 21 cover every split. Each token must equal its T=1 result.
+    // in the GEMV kernel; AVX-512 first runs groups of 16 tokens, then those. T = 4, 11, 12, 13, 16,
+    // 21, 29, 37 cover every split. Each token must equal its T=1 result.
     const rng = new Rng(seed + 14);
     forEachIsa((isa) => {
       for (const wt of TYPES) {
         const K = isK(wt) ? 256 : 64, N = 11;
         const w = q.quantize(wt, tensorFromArray(rng.floats(N * K, 0.5), [N, K]));
-        const x = rng.floats(21 * K);
+        const x = rng.floats(37 * K);
         const single: Float32Array[] = [];
-        for (let t = 0; t < 21; t++) single.push(tensorToFloat32(q.qmatmul(tensorFromArray(x.slice(t * K, (t + 1) * K), [K]), w, { threads: 1 })));
-        for (const T of [4, 11, 12, 13, 21]) {
+        for (let t = 0; t < 37; t++) single.push(tensorToFloat32(q.qmatmul(tensorFromArray(x.slice(t * K, (t + 1) * K), [K]), w, { threads: 1 })));
+        for (const T of [4, 11, 12, 13, 16, 21, 29, 37]) {
           const y = tensorToFloat32(q.qmatmul(tensorFromArray(x.slice(0, T * K), [T, K]), w, { threads: 2 }));
           for (let t = 0; t < T; t++)
             if (!sameBits(y.subarray(t * N, (t + 1) * N), single[t])) throw new Error(`${isa} ${wt}: token ${t} of T=${T} differs from T=1 (seed ${seed})`);
         }
       }
     });
+  });
+
+  it(`gives the same bits on AVX2 and AVX-512 for every block type (seed ${seed})`, () => {
+    // Both follow one arithmetic contract (native/cpu/qgemm_avx2.h): exact integer block sums, then
+    // one fixed float chain per output; so a model gives the same tokens on either kind of CPU.
+    const isas = runnableIsas().filter((i) => i !== 'scalar');
+    if (isas.length < 2) return; // this CPU runs only one of them: nothing to compare
+    const rng = new Rng(seed + 16);
+    try {
+      for (const wt of TYPES.filter((t) => !['f32', 'f16', 'bf16'].includes(t))) {
+        const K = isK(wt) ? 512 : 320, N = 37;
+        const w = q.quantize(wt, tensorFromArray(rng.floats(N * K, 0.5), [N, K]));
+        for (const T of [1, 3, 8, 16, 21, 40]) {
+          const x = tensorFromArray(rng.floats(T * K), [T, K]);
+          const ys = isas.map((isa) => {
+            native().setIsa(isa);
+            return tensorToFloat32(q.qmatmul(x, w, { threads: 2 }));
+          });
+          for (let i = 1; i < ys.length; i++)
+            if (!sameBits(ys[i], ys[0])) throw new Error(`${wt} T=${T}: ${isas[i]} differs from ${isas[0]} (seed ${seed})`);
+        }
+      }
+    } finally {
+      native().setIsa('best');
+    }
   });
 
   it(`quantizes activations to the same bytes on every ISA, ties and tiny values included (seed ${seed})`, () => {
