@@ -2,6 +2,8 @@
 # Builds and runs bench/qgemm_micro.cc (single-thread qgemm kernel microbenchmark, no Node).
 #   sh bench/qgemm_micro.sh [types] [N] [K] [T list] [isa]
 # e.g. sh bench/qgemm_micro.sh q4_0,q8_0,q4_k,q6_k 1024 2048 64,256,512
+# QGEMM_MICRO_MAIN=file.cc builds another main against the same kernels, e.g.
+#   QGEMM_MICRO_MAIN=bench/qgemm_gemm512_check.cc sh bench/qgemm_micro.sh check
 set -e
 cd "$(dirname "$0")/.."
 O=${QGEMM_MICRO_DIR:-/tmp/qgemm_micro_build}
@@ -11,10 +13,11 @@ FLAGS="-O3 -DNDEBUG -std=c++17 -DQM_HAVE_X86_KERNELS -fno-math-errno"
 objs=""
 # QGEMM_MICRO_CPU=dir: take the native/cpu kernel sources from another folder (to compare versions).
 C=${QGEMM_MICRO_CPU:-native/cpu}
+M=${QGEMM_MICRO_MAIN:-bench/qgemm_micro.cc}
 for f in native/common.cc native/cpu_features.cc $C/qgemm.cc $C/qgemm_scalar.cc \
-         $C/quants.cc $C/quants_k.cc $C/matmul_scalar.cc bench/qgemm_micro.cc \
+         $C/quants.cc $C/quants_k.cc $C/matmul_scalar.cc $M \
          $C/*qgemm*_avx2.cc $C/quants*_avx2.cc $C/matmul_avx2.cc \
-         $C/qgemm_avx512.cc $C/matmul_avx512.cc; do
+         $C/*qgemm*_avx512.cc $C/matmul_avx512.cc; do
   [ -f "$f" ] || continue
   extra=""
   case "$f" in
@@ -27,6 +30,6 @@ for f in native/common.cc native/cpu_features.cc $C/qgemm.cc $C/qgemm_scalar.cc 
   fi
   objs="$objs $o"
 done
-B="$O/qgemm_micro_$(echo "$C" | tr / _)"
+B="$O/$(basename "$M" .cc)_$(echo "$C" | tr / _)"
 $CXX -o "$B" $objs -lpthread
 "$B" "$@"

@@ -4,7 +4,8 @@
 // int32 lane): 16 weight rows per tile, lanes = rows. They follow the arithmetic contract in
 // qgemm_avx2.h (exact int32 block sums, then one fixed float chain per output in block order), so
 // their outputs are bit-identical to the AVX2 GEMV and many-token kernels: the many-token path of
-// this ISA may mix the kernels freely (qgemm_rows_avx512 below), and batch invariance holds.
+// this ISA may mix the kernels freely (qgemm_rows_avx512 below), and batch invariance holds. The
+// many-token VNNI kernels (lanes = 16 tokens) are in qgemm_gemm_avx512.cc.
 //
 // Per block and 16 rows: four zmm, vector j holding rows j, 4+j, 8+j, 12+j in its 128-bit lanes
 // (Q8_0: pairs of 256-bit rows folded to that layout); vpdpbusd against the broadcast activations
@@ -25,10 +26,6 @@
 namespace qm::cpu {
 
 using namespace qavx2;
-
-// qgemm_gemm_avx2.cc
-int64_t qgemm_gemm_avx2(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
-                        int64_t n0, int64_t n1);
 
 namespace {
 
@@ -204,9 +201,9 @@ void run_gemv16(const void* w, const void* xq, float* y, int64_t T, int64_t nb, 
 
 }  // namespace
 
-// TEMPORARY until qgemm_gemm_avx512.cc lands
-__attribute__((weak)) int64_t qgemm_gemm_avx512(DType, const void*, const void*, float*, int64_t, int64_t, int64_t,
-                          int64_t, int64_t) { return 0; }
+// qgemm_gemm_avx512.cc
+int64_t qgemm_gemm_avx512(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
+                          int64_t n0, int64_t n1);
 
 void qgemm_rows_avx512(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
                        int64_t n0, int64_t n1) {
@@ -219,17 +216,17 @@ void qgemm_rows_avx512(DType wtype, const void* w, const void* xq, float* y, int
     default: break;
   }
   // Every kernel below obeys the contract of qgemm_avx2.h, so a token's bits do not depend on which
-  // one computes it: 16-token groups (VNNI), then 8-token groups (AVX2), then GEMV.
-  const int64_t arb = act_row_bytes(wtype, K);
-  auto advance = [&](int64_t done) {
-    xq = static_cast<const uint8_t*>(xq) + done * arb;
-    y += done * ldy;
-    T -= done;
-  };
-  advance(qgemm_gemm_avx512(wtype, w, xq, y, T, K, ldy, n0, n1));
-  if (T <= 0) return;
-  advance(qgemm_gemm_avx2(wtype, w, xq, y, T, K, ldy, n0, n1));
-  if (T <= 0) return;
+  // one computes it. 32-element block types: groups of 16 tokens in the VNNI many-token kernel, the
+  // rest (fewer than a padded group is worth) in the GEMV kernels. K-quants: the AVX2 kernels.
+  switch (wtype) {
+    case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: case DType::Q4_1: case DType::Q5_1: break;
+    default: return qgemm_rows_avx2(wtype, w, xq, y, T, K, ldy, n0, n1);
+  }
+  const int64_t done = qgemm_gemm_avx512(wtype, w, xq, y, T, K, ldy, n0, n1);
+  if (done >= T) return;
+  xq = static_cast<const uint8_t*>(xq) + done * act_row_bytes(wtype, K);
+  y += done * ldy;
+  T -= done;
   const int64_t nb = K / 32;
   switch (wtype) {
     case DType::Q4_0: return run_gemv16<ZQ4_0>(w, xq, y, T, nb, ldy, n0, n1);

@@ -1,0 +1,368 @@
+// AVX-512 VNNI many-token qgemm for the 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0):
+// groups of 16 tokens, lanes = tokens. Same call contract as qgemm_gemm_avx2 (qgemm_gemm_avx2.cc):
+// it computes tokens [0, returned) of y (full groups of 16 and, padded, a last group with enough
+// tokens: kMinLast / kMinAlone below) and the caller finishes the rest with the AVX2 many-token and
+// GEMV kernels. Other weight types return 0.
+//
+// A port of the G32 path of qgemm_gemm_avx2.cc: each weight row is expanded once per call into
+// unsigned quant bytes in element order (Q4_0 q in [0, 15], Q5_0 / Q5_1 [0, 31], Q4_1 [0, 15],
+// Q8_0 w + 128 = w ^ 0x80 in [0, 255]) plus its scales as floats; each group of 16 tokens'
+// activations is transposed once so that one zmm holds 4 consecutive activations of each of the 16
+// tokens (8 steps per block), with dx[16] and nc[16] = −offset·Σx (offset 8 / 16 / 128; Q4_1 / Q5_1:
+// the Q8_1 sums sx[16] instead). Per block, row and group:
+//   isum = nc + Σ_steps vpdpbusd(bcast(4 quant bytes of the row), step)   (exact int32)
+//   acc  = fma(float(isum), fl(dw·dx), acc)   (+ acc = fma(mw, sx, acc) for Q4_1 / Q5_1)
+// which is the float chain of the contract in qgemm_avx2.h with the 16 tokens in the lanes, so a
+// token's outputs are bit-identical to the AVX2 GEMM / GEMV kernels (and to any other group or T).
+// Bounds: vpdpbusd (unsigned x signed bytes, no saturation) adds 4 products of magnitude
+// <= 255·127 per lane and step; a block's isum is <= 32·255·127 + 128·32·127 < 2^21 in magnitude.
+// Partial groups are padded with zero activations (dx = 0) whose outputs are discarded; rows past
+// the range repeat the last row (outputs discarded).
+//
+// Kernels: 4 rows x 3 groups (48 tokens) per tile, so per 4 weights 3 activation loads, 4 weight
+// broadcasts and 12 vpdpbusd; per block and (row, group) 8 vpdpbusd next to 3 float ops (cvt, mul,
+// fma), all on the two 512-bit ports. Leftover pairs run 4 x 2, a lone group 8 rows x 1. Blocks run
+// in passes of kKB so that the group triple's activations stay in L1 across the chunk's row tiles;
+// outputs leave through 16 x 16 transposes as whole rows of y (scattered scalar stores cost ~10%).
+// Single thread, [1024, 2048], T = 256 on Sapphire Rapids: ~2.1x qgemm_gemm_avx2 for Q4_0 / Q5_0,
+// ~3.8x for Q8_0 (the AVX2 Q8_0 path needs a sign trick and int16 widening per step).
+// GCC 12 at -O3 reports the _mm512_undefined_*() pass-through operands inside avx512fintrin.h
+// (cvtepi32_ps, unpacks, gathers, ...) as "may be used uninitialized": a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <algorithm>
+#include <vector>
+
+#include "qgemm.h"
+#include "qgemm_avx2.h"
+#include "quants.h"
+
+namespace qm::cpu {
+
+using namespace qavx2;
+
+namespace {
+
+// Valid tokens a partial group needs to be computed here (padded to 16) rather than left to the
+// caller's GEMV kernels: kMinLast for a last group after full ones (the rows are expanded anyway;
+// a padded group costs about 3 AVX-512 GEMV tokens), kMinAlone when it is the only group (it also
+// pays the row expansion: about 5 to 6 GEMV tokens). Measured single-threaded at [1024, 2048]
+// Q4_0 through qgemm_rows_avx512, weights hot (L2 / L3) and cold (DRAM).
+constexpr int64_t kMinLast = 3, kMinAlone = 6;
+
+inline __m512i loadu512(const void* p) { return _mm512_loadu_si512(p); }
+inline __m512 loadu512f(const void* p) { return _mm512_loadu_ps(static_cast<const float*>(p)); }
+
+// out[s] dword t = in[t] dword s (8 x 8 dwords).
+inline void transpose8x8(__m256i* r) {
+  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+  const __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+  const __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+  const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+  const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+  r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+  r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+  r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+  r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+  r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+  r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+  r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+  r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
+
+// Transposes 32 activation bytes of each of 16 tokens (p[t], nullptr = zeros) to 8 steps of 64
+// bytes at dst.
+inline void put_steps16(const uint8_t* const* p, uint8_t* dst) {
+  __m256i lo[8], hi[8];
+  for (int t = 0; t < 8; ++t) {
+    lo[t] = p[t] ? loadu(p[t]) : _mm256_setzero_si256();
+    hi[t] = p[t + 8] ? loadu(p[t + 8]) : _mm256_setzero_si256();
+  }
+  transpose8x8(lo);
+  transpose8x8(hi);
+  for (int s = 0; s < 8; ++s) _mm512_storeu_si512(dst + 64 * s, _mm512_inserti64x4(_mm512_zextsi256_si512(lo[s]), hi[s], 1));
+}
+
+// r[i] lane t -> r[t] lane i (16 x 16 floats).
+inline void transpose16x16(__m512* r) {
+  __m512 a[16], b[16];
+  for (int i = 0; i < 8; ++i) {
+    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // b[4m + c], 128-bit lane k: rows 4m..4m+3 of token 4k + c
+  for (int m = 0; m < 4; ++m) {
+    const __m512d a0 = _mm512_castps_pd(a[4 * m]), a1 = _mm512_castps_pd(a[4 * m + 1]);
+    const __m512d a2 = _mm512_castps_pd(a[4 * m + 2]), a3 = _mm512_castps_pd(a[4 * m + 3]);
+    b[4 * m] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+    b[4 * m + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+    b[4 * m + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+    b[4 * m + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 x = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88), y = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
+    const __m512 x2 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD), y2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_f32x4(x, y, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(x, y, 0xDD);
+    r[4 + c] = _mm512_shuffle_f32x4(x2, y2, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(x2, y2, 0xDD);
+  }
+}
+
+enum class B32 { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 };
+
+// Group layout per block (kXB bytes): steps[8][64] (transposed x: step s, dword t = x[4s..4s+3] of
+// token t), dx[16] (float), then nc[16] (int32: −offset·Σx; Q4_0 / Q5_0 / Q8_0) or sx[16] (float:
+// the Q8_1 sums s; Q4_1 / Q5_1).
+// Row layout (row_bytes(nb)): unsigned quant bytes u[nb][32] in element order (Q8_0: w + 128),
+// then dw[nb] and, for Q4_1 / Q5_1, mw[nb] (float).
+template <B32 kT>
+struct G16 {
+  static constexpr bool kMin = kT == B32::Q4_1 || kT == B32::Q5_1;  // Q8_1 activations, min term
+  static constexpr bool kFive = kT == B32::Q5_0 || kT == B32::Q5_1;
+  static constexpr int64_t kWBytes = kT == B32::Q4_0 ? 18 : kT == B32::Q4_1 ? 20 : kT == B32::Q5_0 ? 22 : kT == B32::Q5_1 ? 24 : 34;
+  static constexpr int64_t kXBytes = kMin ? 36 : 34;
+  static constexpr int64_t kXB = 512 + 64 + 64;
+  static constexpr int64_t row_bytes(int64_t nb) { return nb * (32 + (kMin ? 8 : 4)); }
+  static constexpr int kOffset = kT == B32::Q4_0 ? 8 : kT == B32::Q5_0 ? 16 : kT == B32::Q8_0 ? 128 : 0;
+
+  static void prep_group(const uint8_t* xq, int64_t arb, int64_t nvalid, int64_t nb, uint8_t* dst) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* g = dst + b * kXB;
+      const uint8_t* p[16];
+      alignas(64) float dx[16], sx[16];
+      for (int t = 0; t < 16; ++t) {
+        const uint8_t* xb = t < nvalid ? xq + t * arb + b * kXBytes : nullptr;
+        p[t] = xb ? xb + (kMin ? 4 : 2) : nullptr;
+        dx[t] = xb ? h2f(ld16(xb)) : 0.0f;
+        sx[t] = xb && kMin ? h2f(ld16(xb + 2)) : 0.0f;
+      }
+      put_steps16(p, g);
+      _mm512_storeu_ps(g + 512, _mm512_load_ps(dx));
+      if (kMin) {
+        _mm512_storeu_ps(g + 576, _mm512_load_ps(sx));
+      } else {
+        // −offset·Σx per token lane (Σx exact via vpdpbusd(ones, x): |Σx| <= 32·127).
+        __m512i sum = _mm512_setzero_si512();
+        for (int s = 0; s < 8; ++s) sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), loadu512(g + 64 * s));
+        _mm512_storeu_si512(g + 576, _mm512_mullo_epi32(sum, _mm512_set1_epi32(-kOffset)));
+      }
+    }
+  }
+
+  static void expand_row(const uint8_t* w, int64_t nb, uint8_t* e) {
+    float* dw = reinterpret_cast<float*>(e + nb * 32);
+    float* mw = dw + nb;
+    int64_t b = 0;
+    // Scales of 16 blocks at a time: gather the 4 bytes at each block start (d, then m or quants),
+    // keep the low (d) / high (m) halves, convert (the same vcvtph2ps as h2f).
+    const __m512i hidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32(static_cast<int>(kWBytes)));
+    for (; b + 16 <= nb; b += 16) {
+      const __m512i h = _mm512_i32gather_epi32(hidx, w + b * kWBytes, 1);
+      _mm512_storeu_ps(dw + b, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
+      if (kMin) _mm512_storeu_ps(mw + b, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16))));
+    }
+    for (; b < nb; ++b) {
+      dw[b] = h2f(ld16(w + b * kWBytes));
+      if (kMin) mw[b] = h2f(ld16(w + b * kWBytes + 2));
+    }
+    if (kT == B32::Q8_0) {
+      const __m256i k80 = _mm256_set1_epi8(static_cast<char>(0x80));
+      for (b = 0; b < nb; ++b)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + b * 32), _mm256_xor_si256(loadu(w + b * kWBytes + 2), k80));
+      return;
+    }
+    constexpr int64_t kQs = kT == B32::Q4_0 ? 2 : kT == B32::Q4_1 ? 4 : kT == B32::Q5_0 ? 6 : 8;
+    // 4 blocks at a time: nibbles of blocks b..b+3 in the 4 128-bit lanes, then the low / high
+    // halves interleaved back into element order (block b: lo_b then hi_b).
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+    const __m512i ia = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), ib = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    for (b = 0; b + 4 <= nb; b += 4) {
+      const uint8_t* blk = w + b * kWBytes;
+      __m512i v = _mm512_castsi128_si512(loadu128(blk + kQs));
+      v = _mm512_inserti32x4(v, loadu128(blk + kWBytes + kQs), 1);
+      v = _mm512_inserti32x4(v, loadu128(blk + 2 * kWBytes + kQs), 2);
+      v = _mm512_inserti32x4(v, loadu128(blk + 3 * kWBytes + kQs), 3);
+      const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      __m512i o0 = _mm512_permutex2var_epi64(lo, ia, hi), o1 = _mm512_permutex2var_epi64(lo, ib, hi);
+      if (kFive) {  // bit j of qh -> +16 on element j
+        const __mmask64 k0 = _cvtu64_mask64(uint64_t{ld32(blk + kQs - 4)} | uint64_t{ld32(blk + kWBytes + kQs - 4)} << 32);
+        const __mmask64 k1 = _cvtu64_mask64(uint64_t{ld32(blk + 2 * kWBytes + kQs - 4)} | uint64_t{ld32(blk + 3 * kWBytes + kQs - 4)} << 32);
+        o0 = _mm512_mask_add_epi8(o0, k0, o0, b4);
+        o1 = _mm512_mask_add_epi8(o1, k1, o1, b4);
+      }
+      _mm512_storeu_si512(e + b * 32, o0);
+      _mm512_storeu_si512(e + b * 32 + 64, o1);
+    }
+    const __m128i m4x = _mm_set1_epi8(0x0F);
+    for (; b < nb; ++b) {
+      const uint8_t* blk = w + b * kWBytes;
+      uint8_t* o = e + b * 32;
+      const __m128i q = loadu128(blk + kQs);
+      __m128i lo = _mm_and_si128(q, m4x), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4x);
+      if (kFive) {
+        const __m256i hb = _mm256_and_si256(bytes_from_bits_32(ld32(blk + kQs - 4)), _mm256_set1_epi8(0x10));
+        lo = _mm_or_si128(lo, _mm256_castsi256_si128(hb));
+        hi = _mm_or_si128(hi, _mm256_extracti128_si256(hb, 1));
+      }
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), lo);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 16), hi);
+    }
+  }
+
+  // Blocks [b0, b1) of R expanded rows (e0 + r·es) x G token groups (g0 + j·gs), continuing the
+  // chains in acc[r·G + j] (lanes = tokens). nb: blocks per row (locates dw / mw).
+  template <int R, int G>
+  static void kernel(const uint8_t* e0, int64_t es, const uint8_t* g0, int64_t gs, int64_t nb, int64_t b0, int64_t b1,
+                     __m512* accio) {
+    __m512 acc[R][G];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < G; ++j) acc[r][j] = accio[r * G + j];
+    const float* dw = reinterpret_cast<const float*>(e0 + nb * 32);
+    for (int64_t b = b0; b < b1; ++b) {
+      const uint8_t* g = g0 + b * kXB;
+      const uint8_t* eb = e0 + b * 32;
+      __m512i is[R][G];
+#pragma GCC unroll 4
+      for (int j = 0; j < G; ++j) {
+        const __m512i c = kMin ? _mm512_setzero_si512() : loadu512(g + j * gs + 576);  // −offset·Σx
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) is[r][j] = c;
+      }
+#pragma GCC unroll 8
+      for (int s = 0; s < 8; ++s) {
+        __m512i xv[G];
+#pragma GCC unroll 4
+        for (int j = 0; j < G; ++j) xv[j] = loadu512(g + j * gs + 64 * s);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          const __m512i wv = _mm512_set1_epi32(static_cast<int>(ld32(eb + r * es + 4 * s)));
+#pragma GCC unroll 4
+          for (int j = 0; j < G; ++j) is[r][j] = _mm512_dpbusd_epi32(is[r][j], wv, xv[j]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int j = 0; j < G; ++j) {
+        const __m512 dx = loadu512f(g + j * gs + 512);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          const float* dwr = reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(dw + b) + r * es);
+          acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r][j]), _mm512_mul_ps(_mm512_set1_ps(*dwr), dx), acc[r][j]);
+          if (kMin) acc[r][j] = _mm512_fmadd_ps(_mm512_set1_ps(dwr[nb]), loadu512f(g + j * gs + 576), acc[r][j]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < G; ++j) accio[r * G + j] = acc[r][j];
+  }
+};
+
+// ------------------------------------------------------------------ driver
+
+template <class Gt>
+int64_t run_gemm(const void* w, const void* xq, float* y, int64_t T, int64_t nb, int64_t ldy, int64_t n0, int64_t n1) {
+  constexpr int R = 4;  // rows per tile (kernels <4, 3>, <4, 2>; a lone group runs <8, 1> on tile pairs)
+  const int64_t groups = T / 16 + (T % 16 >= (T < 16 ? kMinAlone : kMinLast) ? 1 : 0);
+  if (groups == 0 || n1 <= n0 || nb <= 0) return 0;
+  // Rows expanded at a time (kRowChunk, L2-resident); blocks per pass (kKB: a triple of groups'
+  // activations, 3 x kKB x 640 bytes, and the chunk's rows for those blocks stay in L1 while the
+  // chunk's row tiles run on them); token groups transposed at a time (a multiple of 3 within
+  // about 1.5 MB of transposed activations: 36 groups at K = 2048).
+  constexpr int64_t kRowChunk = 32, kKB = 12;
+  static_assert(kRowChunk % 16 == 0, "row chunk: whole 16 x 16 output transposes");
+  const int64_t wrb = nb * Gt::kWBytes, arb = nb * Gt::kXBytes;
+  const int64_t gbytes = nb * Gt::kXB, ebytes = Gt::row_bytes(nb);
+  const int64_t gbatch = std::max<int64_t>(3, std::min<int64_t>(48, (int64_t{3} << 19) / gbytes) / 3 * 3);
+  thread_local std::vector<uint8_t> xbuf, ebuf;
+  const int64_t gcap = std::min(groups, gbatch);
+  if (xbuf.size() < static_cast<size_t>(gcap * gbytes)) xbuf.resize(static_cast<size_t>(gcap * gbytes));
+  if (ebuf.size() < static_cast<size_t>(kRowChunk * ebytes)) ebuf.resize(static_cast<size_t>(kRowChunk * ebytes));
+  const auto* xb = static_cast<const uint8_t*>(xq);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  for (int64_t g0 = 0; g0 < groups; g0 += gbatch) {
+    const int64_t g1 = std::min(groups, g0 + gbatch);
+    for (int64_t gi = g0; gi < g1; ++gi)
+      Gt::prep_group(xb + gi * 16 * arb, arb, std::min<int64_t>(16, T - gi * 16), nb, xbuf.data() + (gi - g0) * gbytes);
+    for (int64_t c0 = n0; c0 < n1; c0 += kRowChunk) {
+      const int64_t c1 = std::min(n1, c0 + kRowChunk);
+      for (int64_t n = c0; n < c1; ++n) Gt::expand_row(wb + n * wrb, nb, ebuf.data() + (n - c0) * ebytes);
+      // Pad to a multiple of 8 rows with copies of the last row (outputs discarded).
+      const int64_t cpad = c0 + (c1 - c0 + 7) / 8 * 8;
+      for (int64_t n = c1; n < cpad; ++n)
+        std::memcpy(ebuf.data() + (n - c0) * ebytes, ebuf.data() + (c1 - 1 - c0) * ebytes, static_cast<size_t>(ebytes));
+      const int64_t tiles = (cpad - c0) / R;
+      for (int64_t gi = g0; gi < g1;) {
+        const int64_t ng = std::min<int64_t>(3, g1 - gi);
+        const uint8_t* gp = xbuf.data() + (gi - g0) * gbytes;
+        // acc[tile][r·ng + j]: row c0 + 4·tile + r, group gi + j (ng = 1: 8-row tiles, see below).
+        alignas(64) __m512 acc[kRowChunk / R][R * 3];
+        for (int64_t i = 0; i < tiles; ++i)
+          for (int k = 0; k < R * 3; ++k) acc[i][k] = _mm512_setzero_ps();
+        for (int64_t b0 = 0; b0 < nb; b0 += kKB) {
+          const int64_t b1 = std::min(nb, b0 + kKB);
+          if (ng == 1) {
+            for (int64_t i = 0; i < tiles; i += 2)
+              Gt::template kernel<2 * R, 1>(ebuf.data() + i * R * ebytes, ebytes, gp, gbytes, nb, b0, b1, acc[i]);
+            continue;
+          }
+          for (int64_t i = 0; i < tiles; ++i) {
+            const uint8_t* e = ebuf.data() + i * R * ebytes;
+            if (ng == 3)
+              Gt::template kernel<R, 3>(e, ebytes, gp, gbytes, nb, b0, b1, acc[i]);
+            else
+              Gt::template kernel<R, 2>(e, ebytes, gp, gbytes, nb, b0, b1, acc[i]);
+          }
+        }
+        // Outputs: per 16 rows and group, a 16 x 16 transpose, then one (masked) store per token.
+        for (int64_t q0 = c0; q0 < c1; q0 += 16) {
+          const int64_t rv = std::min<int64_t>(16, c1 - q0);
+          const __mmask16 m = static_cast<__mmask16>((1u << rv) - 1);
+          for (int64_t j = 0; j < ng; ++j) {
+            const int64_t tb = (gi + j) * 16, tv = std::min<int64_t>(16, T - tb);
+            __m512 v[16];
+            for (int r = 0; r < 16; ++r) {
+              // (rows past the padded chunk are masked off: any value)
+              const int64_t rr = std::min<int64_t>(q0 - c0 + r, cpad - c0 - 1);
+              if (ng == 1)  // 8-row tiles: acc[2k][0..7] = kernel<8, 1> out[0..7], rows 8k..8k+7
+                v[r] = acc[rr / 8 * 2][rr % 8];
+              else
+                v[r] = acc[rr / R][(rr % R) * ng + j];
+            }
+            transpose16x16(v);
+            float* yo = y + tb * ldy + q0;
+            if (rv == 16)
+              for (int64_t t = 0; t < tv; ++t) _mm512_storeu_ps(yo + t * ldy, v[t]);
+            else
+              for (int64_t t = 0; t < tv; ++t) _mm512_mask_storeu_ps(yo + t * ldy, m, v[t]);
+          }
+        }
+        gi += ng;
+      }
+    }
+  }
+  return std::min(T, groups * 16);
+}
+
+}  // namespace
+
+// Tokens [0, returned) of y computed here (0: none; the caller runs the AVX2 kernels on the rest).
+int64_t qgemm_gemm_avx512(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
+                          int64_t n0, int64_t n1) {
+  if (T < kMinAlone) return 0;
+  switch (wtype) {
+    case DType::Q4_0: return run_gemm<G16<B32::Q4_0>>(w, xq, y, T, K / 32, ldy, n0, n1);
+    case DType::Q4_1: return run_gemm<G16<B32::Q4_1>>(w, xq, y, T, K / 32, ldy, n0, n1);
+    case DType::Q5_0: return run_gemm<G16<B32::Q5_0>>(w, xq, y, T, K / 32, ldy, n0, n1);
+    case DType::Q5_1: return run_gemm<G16<B32::Q5_1>>(w, xq, y, T, K / 32, ldy, n0, n1);
+    case DType::Q8_0: return run_gemm<G16<B32::Q8_0>>(w, xq, y, T, K / 32, ldy, n0, n1);
+    default: return 0;
+  }
+}
+
+}  // namespace qm::cpu
