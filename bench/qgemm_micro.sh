@@ -3,7 +3,7 @@
 #   sh bench/qgemm_micro.sh [types] [N] [K] [T list] [isa]
 # e.g. sh bench/qgemm_micro.sh q4_0,q8_0,q4_k,q6_k 1024 2048 64,256,512
 # QGEMM_MICRO_MAIN=file.cc builds another main against the same kernels, e.g.
-#   QGEMM_MICRO_MAIN=bench/qgemm_gemm512_check.cc sh bench/qgemm_micro.sh check
+#   QGEMM_MICRO_MAIN=bench/qgemm512_check.cc sh bench/qgemm_micro.sh check
 set -e
 cd "$(dirname "$0")/.."
 O=${QGEMM_MICRO_DIR:-/tmp/qgemm_micro_build}

@@ -216,10 +216,12 @@ void qgemm_rows_avx512(DType wtype, const void* w, const void* xq, float* y, int
     default: break;
   }
   // Every kernel below obeys the contract of qgemm_avx2.h, so a token's bits do not depend on which
-  // one computes it. 32-element block types: groups of 16 tokens in the VNNI many-token kernel, the
-  // rest (fewer than a padded group is worth) in the GEMV kernels. K-quants: the AVX2 kernels.
+  // one computes it. 32-element block types and Q4_K / Q5_K / Q6_K: groups of 16 tokens in the VNNI
+  // many-token kernel, the rest (fewer than a padded group is worth) in the GEMV kernels (AVX-512 for
+  // Q4_0 / Q5_0 / Q8_0, else AVX2). Q2_K / Q3_K: the AVX2 kernels.
   switch (wtype) {
     case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: case DType::Q4_1: case DType::Q5_1: break;
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: break;
     default: return qgemm_rows_avx2(wtype, w, xq, y, T, K, ldy, n0, n1);
   }
   const int64_t done = qgemm_gemm_avx512(wtype, w, xq, y, T, K, ldy, n0, n1);

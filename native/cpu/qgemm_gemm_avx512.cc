@@ -1,8 +1,9 @@
-// AVX-512 VNNI many-token qgemm for the 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0):
+// AVX-512 VNNI many-token qgemm for the 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) and
+// Q4_K / Q5_K / Q6_K (GK16 below):
 // groups of 16 tokens, lanes = tokens. Same call contract as qgemm_gemm_avx2 (qgemm_gemm_avx2.cc):
 // it computes tokens [0, returned) of y (full groups of 16 and, padded, a last group with enough
 // tokens: kMinLast / kMinAlone below) and the caller finishes the rest with the AVX2 many-token and
-// GEMV kernels. Other weight types return 0.
+// GEMV kernels. Other weight types (Q2_K, Q3_K, ...) return 0.
 //
 // A port of the G32 path of qgemm_gemm_avx2.cc: each weight row is expanded once per call into
 // unsigned quant bytes in element order (Q4_0 q in [0, 15], Q5_0 / Q5_1 [0, 31], Q4_1 [0, 15],
@@ -130,6 +131,7 @@ struct G16 {
   static constexpr int64_t kXB = 512 + 64 + 64;
   static constexpr int64_t row_bytes(int64_t nb) { return nb * (32 + (kMin ? 8 : 4)); }
   static constexpr int kOffset = kT == B32::Q4_0 ? 8 : kT == B32::Q5_0 ? 16 : kT == B32::Q8_0 ? 128 : 0;
+  static constexpr int64_t kKB = 12, kMinLastG = kMinLast, kMinAloneG = kMinAlone;  // driver tuning
 
   static void prep_group(const uint8_t* xq, int64_t arb, int64_t nvalid, int64_t nb, uint8_t* dst) {
     for (int64_t b = 0; b < nb; ++b) {
@@ -263,18 +265,205 @@ struct G16 {
   }
 };
 
+// ------------------------------------------------------------------ K-quants (Q4_K, Q5_K, Q6_K), Q8_K activations
+// Group layout per super-block (kXB bytes): steps[64][64] (transposed x: step s, dword t = x[4s..4s+3]
+// of token t), dx[16] (float), then Q4_K / Q5_K: bsum pairs by 32 (4 x 64 bytes: dword t =
+// (B_2k[t], B_2k+1[t]) as int16, B_j = Σ of the 32 activations of sub-block j), or Q6_K: nc[16][16]
+// (int32: −32·bsum_j[t], the weight offset of the 16-element sub-block j).
+// Row layout per super-block (kEB bytes): unsigned quant bytes u[256] in element order (Q4_K
+// [0, 15], Q5_K [0, 31], Q6_K [0, 63] without its −32), the sub-block scales as int32 (8 / 16),
+// Q4_K / Q5_K: min pairs (m_2k, m_2k+1) as int16 x 4, then d, dmin (float; Q6_K: d, 0).
+// Per super-block, row and group (lanes = 16 tokens):
+//   S_j  = [Q6_K: nc_j] + Σ_{steps of sub-block j} vpdpbusd(bcast(4 quant bytes), step)   (int32)
+//   isum = Σ_j vpmulld(S_j, sc_j),  summ = Σ_k vpdpwssd((B_2k, B_2k+1), (m_2k, m_2k+1))
+//   acc  = fma(float(isum), fl(d·dx), acc);  acc = fnmadd(float(summ), fl(dmin·dx), acc)
+// exactly the integers and float chain of the K-quant GEMV kernels (qgemm_k_avx2.cc). Bounds: |S_j|
+// <= 32·31·127 (Q5_K) or 16·63·127 + 32·16·127 (Q6_K); |isum| <= 8·63·126k < 2^26; |summ| <=
+// 8·63·32·127; vpdpbusd / vpdpwssd (non-saturating forms) never overflow.
+enum class BK { Q4_K, Q5_K, Q6_K };
+
+template <BK kT>
+struct GK16 {
+  static constexpr bool kQ6 = kT == BK::Q6_K;
+  static constexpr int64_t kWBytes = kT == BK::Q4_K ? 144 : kT == BK::Q5_K ? 176 : 210;
+  static constexpr int64_t kXBytes = 292;
+  static constexpr int kNSub = kQ6 ? 16 : 8, kSub = 64 / kNSub;  // sub-blocks, steps per sub-block
+  static constexpr int64_t kXD = 4096, kXE = 4096 + 64;          // offsets of dx, bsum pairs / nc
+  static constexpr int64_t kXB = kXE + (kQ6 ? 1024 : 256);
+  static constexpr int64_t kES = 256, kEM = kES + 4 * kNSub, kED = kEM + (kQ6 ? 0 : 16);
+  static constexpr int64_t kEB = kED + 8;
+  static constexpr int64_t row_bytes(int64_t nb) { return nb * kEB; }
+  // Driver tuning: one super-block per pass (3 groups x 4.4 - 5.2 KB of activations + the chunk's
+  // rows stay in L1); minimum fills of a padded group as for G16 (kMinLast / kMinAlone above), here
+  // measured against qgemm_rows_avx2 (AVX2 GEMV, or its 8-token GEMM from 5 tokens), single thread at
+  // [1024, 2048], weights hot: a lone group costs about 0.37 ms (Q5_K ~0.5) against 0.3 - 0.4 ms for
+  // 7 - 8 AVX2 tokens of Q4_K / Q5_K and 0.33 - 0.5 ms for 4 - 5 of Q6_K (no AVX2 GEMM help); one more
+  // group about 0.16 - 0.22 ms against 0.17 - 0.25 ms for 2 - 3 GEMV tokens.
+  static constexpr int64_t kKB = 1, kMinLastG = 3, kMinAloneG = kQ6 ? 5 : kT == BK::Q4_K ? 8 : 9;
+
+  static void prep_group(const uint8_t* xq, int64_t arb, int64_t nvalid, int64_t nb, uint8_t* dst) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* g = dst + b * kXB;
+      const uint8_t* xb[16];
+      alignas(64) float dx[16];
+      alignas(64) int16_t b16[16][16];
+      for (int t = 0; t < 16; ++t) {
+        xb[t] = t < nvalid ? xq + t * arb + b * kXBytes : nullptr;
+        dx[t] = xb[t] ? ldf(xb[t]) : 0.0f;
+        if (xb[t])
+          std::memcpy(b16[t], xb[t] + 260, 32);
+        else
+          std::memset(b16[t], 0, 32);
+      }
+      for (int c = 0; c < 8; ++c) {
+        const uint8_t* p[16];
+        for (int t = 0; t < 16; ++t) p[t] = xb[t] ? xb[t] + 4 + 32 * c : nullptr;
+        put_steps16(p, g + 512 * c);
+      }
+      _mm512_storeu_ps(g + kXD, _mm512_load_ps(dx));
+      if (kQ6) {
+        alignas(64) int32_t nc[16];
+        for (int j = 0; j < 16; ++j) {
+          for (int t = 0; t < 16; ++t) nc[t] = -32 * b16[t][j];
+          std::memcpy(g + kXE + 64 * j, nc, 64);
+        }
+      } else {
+        alignas(64) int16_t pr[32];
+        for (int k = 0; k < 4; ++k) {  // (B_2k, B_2k+1), B_j = bsum_2j + bsum_2j+1
+          for (int t = 0; t < 16; ++t) {
+            pr[2 * t] = static_cast<int16_t>(b16[t][4 * k] + b16[t][4 * k + 1]);
+            pr[2 * t + 1] = static_cast<int16_t>(b16[t][4 * k + 2] + b16[t][4 * k + 3]);
+          }
+          std::memcpy(g + kXE + 64 * k, pr, 64);
+        }
+      }
+    }
+  }
+
+  static void expand_row(const uint8_t* w, int64_t nb, uint8_t* e) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + b * kWBytes;
+      uint8_t* o = e + b * kEB;
+      int32_t* sc = reinterpret_cast<int32_t*>(o + kES);
+      float* dd = reinterpret_cast<float*>(o + kED);
+      if (kQ6) {
+        const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+        for (int n = 0; n < 2; ++n) {
+          const __m256i qh = loadu(blk + 128 + 32 * n);
+          const __m256i l0 = loadu(blk + 64 * n), l1 = loadu(blk + 64 * n + 32);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 128 * n),
+                              _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 128 * n + 32),
+                              _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 128 * n + 64),
+                              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30)));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 128 * n + 96),
+                              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)));
+        }
+        _mm512_storeu_si512(sc, _mm512_cvtepi8_epi32(loadu128(blk + 192)));
+        dd[0] = h2f(ld16(blk + 208));
+        dd[1] = 0.0f;
+        continue;
+      }
+      const __m256i m4 = _mm256_set1_epi8(0x0F);
+      const uint8_t* qs = blk + (kT == BK::Q5_K ? 48 : 16);
+      const __m256i hb = kT == BK::Q5_K ? loadu(blk + 16) : _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {
+        const __m256i q4 = loadu(qs + 32 * c);
+        __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+        if (kT == BK::Q5_K) {
+          const __m256i bl = _mm256_set1_epi8(static_cast<char>(1 << (2 * c))), bh = _mm256_set1_epi8(static_cast<char>(2 << (2 * c)));
+          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bl), bl), _mm256_set1_epi8(0x10)));
+          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bh), bh), _mm256_set1_epi8(0x10)));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * c), lo);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * c + 32), hi);
+      }
+      uint8_t s8[8], m8[8];
+      for (int j = 0; j < 8; ++j) get_scale_min_k4(j, blk + 4, &s8[j], &m8[j]);
+      for (int j = 0; j < 8; ++j) sc[j] = s8[j];
+      uint32_t* mp = reinterpret_cast<uint32_t*>(o + kEM);
+      for (int k = 0; k < 4; ++k) mp[k] = uint32_t{m8[2 * k]} | uint32_t{m8[2 * k + 1]} << 16;
+      dd[0] = h2f(ld16(blk));
+      dd[1] = h2f(ld16(blk + 2));
+    }
+  }
+
+  // Super-blocks [b0, b1) of R expanded rows (e0 + r·es) x G token groups (g0 + j·gs), continuing
+  // the chains in accio[r·G + j] (lanes = tokens).
+  template <int R, int G>
+  static void kernel(const uint8_t* e0, int64_t es, const uint8_t* g0, int64_t gs, int64_t /*nb*/, int64_t b0, int64_t b1,
+                     __m512* accio) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const uint8_t* g = g0 + b * kXB;
+      const uint8_t* eb = e0 + b * kEB;
+      __m512i is[R][G];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int j = 0; j < G; ++j) is[r][j] = _mm512_setzero_si512();
+      for (int u = 0; u < kNSub; ++u) {
+        __m512i sv[R][G];
+#pragma GCC unroll 4
+        for (int j = 0; j < G; ++j) {
+          const __m512i c = kQ6 ? loadu512(g + j * gs + kXE + 64 * u) : _mm512_setzero_si512();  // −32·bsum_u
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) sv[r][j] = c;
+        }
+#pragma GCC unroll 8
+        for (int s = u * kSub; s < u * kSub + kSub; ++s) {
+          __m512i xv[G];
+#pragma GCC unroll 4
+          for (int j = 0; j < G; ++j) xv[j] = loadu512(g + j * gs + 64 * s);
+#pragma GCC unroll 8
+          for (int r = 0; r < R; ++r) {
+            const __m512i wv = _mm512_set1_epi32(static_cast<int>(ld32(eb + r * es + 4 * s)));
+#pragma GCC unroll 4
+            for (int j = 0; j < G; ++j) sv[r][j] = _mm512_dpbusd_epi32(sv[r][j], wv, xv[j]);
+          }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          const __m512i scv = _mm512_set1_epi32(static_cast<int>(ld32(eb + r * es + kES + 4 * u)));
+#pragma GCC unroll 4
+          for (int j = 0; j < G; ++j) is[r][j] = _mm512_add_epi32(is[r][j], _mm512_mullo_epi32(sv[r][j], scv));
+        }
+      }
+#pragma GCC unroll 4
+      for (int j = 0; j < G; ++j) {
+        const __m512 dx = loadu512f(g + j * gs + kXD);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          const float* dd = reinterpret_cast<const float*>(eb + r * es + kED);
+          __m512 acc = accio[r * G + j];
+          acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r][j]), _mm512_mul_ps(_mm512_set1_ps(dd[0]), dx), acc);
+          if (!kQ6) {
+            __m512i sm = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; ++k)
+              sm = _mm512_dpwssd_epi32(sm, loadu512(g + j * gs + kXE + 64 * k),
+                                       _mm512_set1_epi32(static_cast<int>(ld32(eb + r * es + kEM + 4 * k))));
+            acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(sm), _mm512_mul_ps(_mm512_set1_ps(dd[1]), dx), acc);
+          }
+          accio[r * G + j] = acc;
+        }
+      }
+    }
+  }
+};
+
 // ------------------------------------------------------------------ driver
 
 template <class Gt>
 int64_t run_gemm(const void* w, const void* xq, float* y, int64_t T, int64_t nb, int64_t ldy, int64_t n0, int64_t n1) {
   constexpr int R = 4;  // rows per tile (kernels <4, 3>, <4, 2>; a lone group runs <8, 1> on tile pairs)
-  const int64_t groups = T / 16 + (T % 16 >= (T < 16 ? kMinAlone : kMinLast) ? 1 : 0);
+  const int64_t groups = T / 16 + (T % 16 >= (T < 16 ? Gt::kMinAloneG : Gt::kMinLastG) ? 1 : 0);
   if (groups == 0 || n1 <= n0 || nb <= 0) return 0;
   // Rows expanded at a time (kRowChunk, L2-resident); blocks per pass (kKB: a triple of groups'
   // activations, 3 x kKB x 640 bytes, and the chunk's rows for those blocks stay in L1 while the
   // chunk's row tiles run on them); token groups transposed at a time (a multiple of 3 within
   // about 1.5 MB of transposed activations: 36 groups at K = 2048).
-  constexpr int64_t kRowChunk = 32, kKB = 12;
+  constexpr int64_t kRowChunk = 32, kKB = Gt::kKB;
   static_assert(kRowChunk % 16 == 0, "row chunk: whole 16 x 16 output transposes");
   const int64_t wrb = nb * Gt::kWBytes, arb = nb * Gt::kXBytes;
   const int64_t gbytes = nb * Gt::kXB, ebytes = Gt::row_bytes(nb);
@@ -354,13 +543,15 @@ int64_t run_gemm(const void* w, const void* xq, float* y, int64_t T, int64_t nb,
 // Tokens [0, returned) of y computed here (0: none; the caller runs the AVX2 kernels on the rest).
 int64_t qgemm_gemm_avx512(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
                           int64_t n0, int64_t n1) {
-  if (T < kMinAlone) return 0;
-  switch (wtype) {
+  switch (wtype) {  // (run_gemm returns 0 when T is below the type's minimum group fill)
     case DType::Q4_0: return run_gemm<G16<B32::Q4_0>>(w, xq, y, T, K / 32, ldy, n0, n1);
     case DType::Q4_1: return run_gemm<G16<B32::Q4_1>>(w, xq, y, T, K / 32, ldy, n0, n1);
     case DType::Q5_0: return run_gemm<G16<B32::Q5_0>>(w, xq, y, T, K / 32, ldy, n0, n1);
     case DType::Q5_1: return run_gemm<G16<B32::Q5_1>>(w, xq, y, T, K / 32, ldy, n0, n1);
     case DType::Q8_0: return run_gemm<G16<B32::Q8_0>>(w, xq, y, T, K / 32, ldy, n0, n1);
+    case DType::Q4_K: return run_gemm<GK16<BK::Q4_K>>(w, xq, y, T, K / 256, ldy, n0, n1);
+    case DType::Q5_K: return run_gemm<GK16<BK::Q5_K>>(w, xq, y, T, K / 256, ldy, n0, n1);
+    case DType::Q6_K: return run_gemm<GK16<BK::Q6_K>>(w, xq, y, T, K / 256, ldy, n0, n1);
     default: return 0;
   }
 }

@@ -1,9 +1,9 @@
-// Standalone check and A/B timing of the AVX-512 VNNI many-token qgemm (native/cpu/qgemm_gemm_avx512.cc)
-// against the AVX2 kernels, without Node.
+// Standalone check and A/B timing of the AVX-512 VNNI many-token qgemm (native/cpu/qgemm_gemm_avx512.cc:
+// Q4_K, Q5_K, Q6_K, Q4_0, Q8_0, Q5_0, Q4_1, Q5_1) against the AVX2 kernels, without Node.
 //
 // Build and run (from the repository root):
-//   QGEMM_MICRO_MAIN=bench/qgemm_gemm512_check.cc sh bench/qgemm_micro.sh check [iterations=300]
-//   QGEMM_MICRO_MAIN=bench/qgemm_gemm512_check.cc sh bench/qgemm_micro.sh bench [types] [N=1024] [K=2048] [T list]
+//   QGEMM_MICRO_MAIN=bench/qgemm512_check.cc sh bench/qgemm_micro.sh check [iterations=300]
+//   QGEMM_MICRO_MAIN=bench/qgemm512_check.cc sh bench/qgemm_micro.sh bench [types] [N=1024] [K=2048] [T list]
 //
 // check: random weights (the reference quantizers on random floats, or random quant bytes, Q8_0 with
 // −128s) and activations, random shapes (K = 32..4096, N not a multiple of any tile, T = 1..50 and
@@ -54,15 +54,16 @@ std::vector<std::string> split(const std::string& s) {
 int check(int iters) {
   std::mt19937_64 rng(42);
   auto urand = [&](float a) { return std::uniform_real_distribution<float>(-a, a)(rng); };
-  const DType types[] = {DType::Q4_0, DType::Q8_0, DType::Q5_0, DType::Q4_1, DType::Q5_1};
-  const char* names[] = {"q4_0", "q8_0", "q5_0", "q4_1", "q5_1"};
-  const int64_t Ks[] = {32, 64, 96, 128, 256, 288, 512, 1024, 2048, 4096};
+  const DType types[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q4_0, DType::Q8_0, DType::Q5_0, DType::Q4_1, DType::Q5_1};
+  const char* names[] = {"q4_k", "q5_k", "q6_k", "q4_0", "q8_0", "q5_0", "q4_1", "q5_1"};
+  const int64_t Ks[] = {256, 512, 768, 1024, 1280, 1536, 2048, 2304, 3072, 4096};
   long long fails = 0, checked = 0, tokens = 0;
-  for (int ti = 0; ti < 5; ++ti) {
+  for (int ti = 0; ti < 8; ++ti) {
     const DType wt = types[ti];
     long long tfails = 0, tchecked = 0;
     for (int it = 0; it < iters; ++it) {
-      const int64_t K = rng() % 8 == 0 ? 4096 : Ks[rng() % 10];
+      int64_t K = rng() % 8 == 0 ? 4096 : Ks[rng() % 10];
+      if (ti >= 3 && rng() % 2) K = 32 * (1 + rng() % 40);
       // mostly T = 1..50; sometimes many groups (several transposed batches: 18 groups each at K = 4096)
       const bool big = rng() % 8 == 0;
       const int64_t N = 1 + static_cast<int64_t>(rng() % (K >= 2048 ? 40 : 70)) / (big ? 2 : 1);
@@ -79,9 +80,12 @@ int check(int iters) {
         for (auto& v : wf) v = urand(sc) * (mode == 2 && rng() % 50 == 0 ? 30.f : 1.f);
         cpu::quantize_row_ref(wt, wf.data(), w.data() + n * wrb, K);
         if (mode == 1) {  // random quant bytes, the quantizer's fp16 scales (and mins)
-          const int64_t bb = wrb / (K / 32), hdr = (wt == DType::Q4_1 || wt == DType::Q5_1) ? 4 : 2;
-          for (int64_t b = 0; b < K / 32; ++b) {
-            for (int64_t i = hdr; i < bb; ++i) w[n * wrb + b * bb + i] = static_cast<uint8_t>(rng());
+          const bool kq = ti < 3;
+          const int64_t nbk = K / (kq ? 256 : 32), bb = wrb / nbk;
+          const int64_t lo = kq ? (wt == DType::Q6_K ? 0 : 4) : (wt == DType::Q4_1 || wt == DType::Q5_1) ? 4 : 2;
+          const int64_t hi = wt == DType::Q6_K ? 208 : bb;
+          for (int64_t b = 0; b < nbk; ++b) {
+            for (int64_t i = lo; i < hi; ++i) w[n * wrb + b * bb + i] = static_cast<uint8_t>(rng());
             if (wt == DType::Q8_0) w[n * wrb + b * bb + 2 + rng() % 32] = 0x80;  // −128
           }
         }
@@ -153,7 +157,7 @@ double thread_seconds() {
 }
 
 int bench(int argc, char** argv) {
-  const std::vector<std::string> types = split(argc > 2 ? argv[2] : "q4_0,q8_0,q5_0,q4_1,q5_1");
+  const std::vector<std::string> types = split(argc > 2 ? argv[2] : "q4_k,q5_k,q6_k");
   const int64_t N = argc > 3 ? std::atoll(argv[3]) : 1024, K = argc > 4 ? std::atoll(argv[4]) : 2048;
   std::vector<int64_t> Ts;
   for (auto& t : split(argc > 5 ? argv[5] : "16,64,256,512")) Ts.push_back(std::atoll(t.c_str()));
