@@ -69,8 +69,9 @@ void f32_to_f16_row_avx512(const float* src, uint16_t* dst, int64_t n);
 }  // namespace qm::cpu
 
 namespace qm::cpu {
-// Benchmark helper: runs `iters` rounds of 12 independent 8-wide FMA chains (AVX2) or the scalar
-// equivalent; returns a value derived from the result so the loop cannot be optimised away.
+// Benchmark helper: runs `iters` rounds of independent FMA chains at the ISA's full width (AVX2: 12
+// chains of 8 floats; AVX-512: 6 FMAs of 16 floats per round, the same flops per round) or the
+// scalar equivalent; returns a value derived from the result so the loop cannot be optimised away.
 float fma_peak_scalar(int64_t iters);
 float fma_peak_avx2(int64_t iters);
 float fma_peak_avx512(int64_t iters);
