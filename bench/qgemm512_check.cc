@@ -10,7 +10,8 @@
 // sometimes 100..800, sub-ranges [n0, n1), ldy > N): the tokens qgemm_gemm_avx512 computes must be
 // bit-identical (memcmp) to qgemm_rows_avx2 on all T (AVX2 GEMM + GEMV) and to the AVX2 GEMV one
 // token at a time; nothing else in y may be written; avx512 then qgemm_rows_avx2 on the rest must
-// equal qgemm_rows_avx2, and so must the whole qgemm_rows_avx512 dispatch. Exit status 1 on any failure.
+// equal qgemm_rows_avx2, and so must the whole qgemm_rows_avx512 dispatch. First, decode shapes
+// (T = 1..7, check_small_t): qgemm_rows_avx512 against qgemm_rows_avx2. Exit status 1 on any failure.
 // bench: GFLOP/s (single thread, thread CPU time, interleaved samples, median and best) of
 // qgemm_rows_avx2 vs qgemm_gemm_avx512 + qgemm_rows_avx2 on the tokens it leaves.
 #include <time.h>
@@ -150,6 +151,65 @@ int check(int iters) {
   return fails ? 1 : 0;
 }
 
+// Decode shapes: qgemm_rows_avx512 with T = 1..7 (all through the GEMV kernels) against
+// qgemm_rows_avx2, memcmp over the whole y (sentinels included), N up to 100 (rarely a multiple of
+// the 16-row tile), sub-ranges [n0, n1), ldy > N, quantized and random quant bytes.
+int check_small_t(int iters) {
+  std::mt19937_64 rng(7);
+  auto urand = [&](float a) { return std::uniform_real_distribution<float>(-a, a)(rng); };
+  const DType types[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q4_0, DType::Q8_0, DType::Q5_0};
+  const char* names[] = {"q4_k", "q5_k", "q6_k", "q4_0", "q8_0", "q5_0"};
+  long long fails = 0, checked = 0;
+  for (int ti = 0; ti < 6; ++ti) {
+    const DType wt = types[ti];
+    const bool kq = ti < 3;
+    long long tfails = 0;
+    for (int it = 0; it < iters; ++it) {
+      const int64_t K = kq ? 256 * (1 + static_cast<int64_t>(rng() % 16)) : 32 * (1 + static_cast<int64_t>(rng() % 64));
+      const int64_t N = 1 + static_cast<int64_t>(rng() % 100), T = 1 + static_cast<int64_t>(rng() % 7);
+      const int64_t n0 = rng() % 3 == 0 ? static_cast<int64_t>(rng() % N) : 0;
+      const int64_t n1 = rng() % 3 == 0 ? n0 + 1 + static_cast<int64_t>(rng() % (N - n0)) : N;
+      const int64_t ldy = N + (rng() % 2 ? static_cast<int64_t>(rng() % 13) : 0);
+      const int mode = rng() % 3;
+      const int64_t wrb = row_bytes(wt, K), arb = cpu::act_row_bytes(wt, K);
+      std::vector<uint8_t> w(N * wrb + 64), xq(T * arb + 64);
+      std::vector<float> xf(K), wf(K);
+      for (int64_t n = 0; n < N; ++n) {
+        const float sc = std::exp(urand(3.f));
+        for (auto& v : wf) v = urand(sc) * (mode == 2 && rng() % 50 == 0 ? 30.f : 1.f);
+        cpu::quantize_row_ref(wt, wf.data(), w.data() + n * wrb, K);
+        if (mode == 1) {
+          const int64_t nbk = K / (kq ? 256 : 32), bb = wrb / nbk;
+          const int64_t lo = kq ? (wt == DType::Q6_K ? 0 : 4) : 2, hi = wt == DType::Q6_K ? 208 : bb;
+          for (int64_t b = 0; b < nbk; ++b)
+            for (int64_t i = lo; i < hi; ++i) w[n * wrb + b * bb + i] = static_cast<uint8_t>(rng());
+        }
+      }
+      for (int64_t t = 0; t < T; ++t) {
+        const float sc = std::exp(urand(4.f));
+        for (auto& v : xf) v = urand(sc) * (mode == 2 && rng() % 40 == 0 ? 50.f : 1.f);
+        cpu::quantize_act_row(wt, xf.data(), xq.data() + t * arb, K);
+      }
+      const float sentinel = -12345.678f;
+      std::vector<float> ya(T * ldy, sentinel), yb(T * ldy, sentinel);
+      cpu::qgemm_rows_avx512(wt, w.data(), xq.data(), ya.data(), T, K, ldy, n0, n1);
+      cpu::qgemm_rows_avx2(wt, w.data(), xq.data(), yb.data(), T, K, ldy, n0, n1);
+      checked += T * (n1 - n0);
+      if (std::memcmp(ya.data(), yb.data(), ya.size() * 4) != 0) {
+        if (tfails < 10)
+          std::printf("%s small-T MISMATCH K=%lld N=%lld T=%lld [%lld, %lld) ldy=%lld mode=%d\n", names[ti], static_cast<long long>(K),
+                      static_cast<long long>(N), static_cast<long long>(T), static_cast<long long>(n0), static_cast<long long>(n1),
+                      static_cast<long long>(ldy), mode);
+        ++tfails;
+      }
+    }
+    std::printf("%s small T: %d cases, %lld failures\n", names[ti], iters, tfails);
+    fails += tfails;
+  }
+  std::printf("small T total: %lld outputs, %lld failures: %s\n", checked, fails, fails ? "FAIL" : "PASS");
+  return fails ? 1 : 0;
+}
+
 double thread_seconds() {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -226,5 +286,7 @@ int main(int argc, char** argv) {
   }
   const std::string mode = argc > 1 ? argv[1] : "check";
   if (mode == "bench") return bench(argc, argv);
-  return check(argc > 2 ? std::atoi(argv[2]) : 300);
+  const int iters = argc > 2 ? std::atoi(argv[2]) : 300;
+  const int a = check_small_t(4 * iters);
+  return check(iters) | a;
 }
