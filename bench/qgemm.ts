@@ -108,10 +108,23 @@ export function benchQgemm(o: QgemmBenchOptions): void {
   o.log(`memory read bandwidth (${(o.bandwidthBytes / 2 ** 30).toFixed(2)} GiB f32 sum): ` +
     o.threads.map((th) => `${th} thread${th > 1 ? 's' : ''} ${bw[th].toFixed(1)} GB/s`).join(', '));
 
+  // Integer peak of the same threads, derived from the measured f32 FMA peak: an AVX-512 VNNI
+  // vpdpbusd does 64 int8 multiply-adds per instruction where an FMA does 16, at the same issue
+  // rate on the two 512-bit ports (Intel optimization manual); AVX2 (vpmaddubsw + vpmaddwd) does 32
+  // per 2 instructions vs 8 per FMA. The GEMM counts 2 ops per multiply-add, like the FMA peak.
+  const int8PerFma = b.cpu.isa === 'avx512' ? 4 : b.cpu.isa === 'avx2' ? 2 : 1;
+  const peak: Record<number, number> = {};
+  for (const t of o.threads) {
+    const g = median(Array.from({ length: 5 }, () => q.fmaPeakGflops({ threads: t }).gflops));
+    peak[t] = g * int8PerFma;
+  }
+  o.log(`int8 peak (measured f32 FMA peak × ${int8PerFma} for ${b.cpu.isa}): ` +
+    o.threads.map((t) => `${t}T ${peak[t].toFixed(0)} GOP/s`).join(', '));
+
   const th = o.threads;
   const header = [pad('model', 18, true), pad('matrix', 8, true), pad('[N,K]', 11, true), pad('type', 5, true),
     ...th.map((t) => pad(`GEMV GB/s ${t}T`, 14)), ...th.map((t) => pad(`% of bw ${t}T`, 12)),
-    ...th.map((t) => pad(`GEMM GFLOP/s ${t}T`, 17))].join(' | ');
+    ...th.map((t) => pad(`GEMM GFLOP/s ${t}T`, 17)), ...th.map((t) => pad(`% of int8 ${t}T`, 14))].join(' | ');
   o.log(header);
   o.log('-'.repeat(header.length));
   for (const s of SHAPES) {
@@ -127,7 +140,7 @@ export function benchQgemm(o: QgemmBenchOptions): void {
       // from DRAM as experts do in a real forward pass (one matrix would stay in the L2/L3 cache).
       const copies: Tensor[] = [];
       const bytes = w.toArrayBuffer();
-      const nCopies = Math.min(64, Math.ceil(o.coldBytes / w.byteSize));
+      const nCopies = Math.min(4096, Math.ceil(o.coldBytes / w.byteSize));
       for (let i = 0; i < nCopies; i++) copies.push(q.tensorFromData(t, [s.N, s.K], bytes));
       const gemv: number[] = [], gemm: number[] = [];
       for (const threads of th) {
@@ -145,7 +158,7 @@ export function benchQgemm(o: QgemmBenchOptions): void {
       const name = t === want ? t : `${t}*`;
       o.log([pad(s.model, 18, true), pad(s.matrix, 8, true), pad(`[${s.N},${s.K}]`, 11, true), pad(name, 5, true),
         ...gemv.map((v) => pad(v.toFixed(1), 14)), ...gemv.map((v, i) => pad(`${((100 * v) / bw[th[i]]).toFixed(0)}%`, 12)),
-        ...gemm.map((v) => pad(v.toFixed(1), 17))].join(' | '));
+        ...gemm.map((v) => pad(v.toFixed(1), 17)), ...gemm.map((v, i) => pad(`${((100 * v) / peak[th[i]]).toFixed(0)}%`, 14))].join(' | '));
     }
     for (const t of [wf, x1, xT, y1, yT]) t.dispose();
   }
