@@ -7,6 +7,7 @@
 // library never start a server and should not pay for loading it.
 import { createHash, timingSafeEqual } from 'crypto';
 import type { AddressInfo } from 'net';
+import * as http from 'http';
 import * as path from 'path';
 
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
@@ -34,6 +35,12 @@ export interface ServerOptions {
   modelName?: string;
   /** Largest request body in bytes. Default 8 MiB. */
   bodyLimit?: number;
+  /**
+   * Milliseconds a client may take to send its whole request (headers and body); a slower one
+   * (e.g. a trickled or stalled upload) gets 408 and its connection is closed, so it cannot hold a
+   * socket forever. Responses (streams) are not limited by it. Default 30000.
+   */
+  requestTimeoutMs?: number;
   /** fastify's logger option (pino): false (default), true, or logger options. */
   logger?: FastifyServerOptions['logger'];
 }
@@ -79,6 +86,7 @@ export function createServer(model: Model, options: ServerOptions = {}): Fastify
   const maxQueue = positiveInt('maxQueue', options.maxQueue, 64);
   const maxTokensLimit = positiveInt('maxTokensLimit', options.maxTokensLimit, info.contextSize);
   const bodyLimit = positiveInt('bodyLimit', options.bodyLimit, 8 * 2 ** 20);
+  const requestTimeout = positiveInt('requestTimeoutMs', options.requestTimeoutMs, 30_000);
 
   const metrics = new Metrics(modelName);
   const ctx: ServerContext = {
@@ -87,7 +95,13 @@ export function createServer(model: Model, options: ServerOptions = {}): Fastify
   };
 
   const { fastify } = require('fastify') as typeof import('fastify');
-  const app = fastify({ logger: options.logger ?? false, bodyLimit, return503OnClosing: true });
+  // Node checks request timeouts every connectionsCheckingInterval ms (default 30 s): check often
+  // enough that a stalled client is dropped close to requestTimeout.
+  const checkEvery = Math.max(50, Math.min(30_000, Math.floor(requestTimeout / 4)));
+  const app = fastify({
+    logger: options.logger ?? false, bodyLimit, return503OnClosing: true,
+    serverFactory: (handler) => http.createServer({ requestTimeout, connectionsCheckingInterval: checkEvery }, handler),
+  });
 
   // every request is counted once its response is over (499: the client left first)
   app.addHook('onRequest', async (request, reply) => {
