@@ -354,6 +354,7 @@ interface ServeOpts extends CommonOpts {
   maxQueue: number;
   maxTokensLimit?: number;
   modelName?: string;
+  requestTimeout: number;
   log?: boolean;
 }
 
@@ -366,6 +367,7 @@ addModelOptions(program.command('serve'))
   .option('--max-queue <n>', 'requests waiting or running at most; more are answered 429', parseIntOption('max-queue'), 64)
   .option('--max-tokens-limit <n>', 'largest max_tokens a request may ask for (default: the context size)', parseIntOption('max-tokens-limit'))
   .option('--model-name <name>', 'the model id clients send (default: the file or folder name)')
+  .option('--request-timeout <ms>', 'ms a client may take to send its whole request; slower ones get 408', parseIntOption('request-timeout'), 30000)
   .option('--log', 'log every request (JSON lines on stdout)')
   .action(action(async (o: ServeOpts) => {
     const bar = progressBar('loading', o.progress !== false && !o.json && process.stderr.isTTY === true);
@@ -381,7 +383,7 @@ addModelOptions(program.command('serve'))
     let server: Awaited<ReturnType<typeof serve>>;
     try {
       server = await serve(model, {
-        host: o.host, port: o.port, apiKey, maxQueue: o.maxQueue, maxTokensLimit: o.maxTokensLimit, modelName: o.modelName, logger: o.log === true,
+        host: o.host, port: o.port, apiKey, maxQueue: o.maxQueue, maxTokensLimit: o.maxTokensLimit, modelName: o.modelName, requestTimeoutMs: o.requestTimeout, logger: o.log === true,
       });
     } catch (e) {
       await model.dispose();
