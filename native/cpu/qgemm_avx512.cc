@@ -84,26 +84,18 @@ inline void store_rows16(float* y, __m512 v, int64_t count) {
 // Q4_0: q = nibble in [0, 15], block sum Σ(q − 8)·x = Σ q·x − 8·Σx.
 struct ZQ4_0 {
   static constexpr int64_t kWBytes = 18, kXBytes = 34, kOffset = 8;
-  static __m512 gemv16(const uint8_t* const* r, const uint8_t* x, const int32_t* corr, int64_t nb, const uint8_t* pf) {
+  // Σ q·x of block `off` for the 16 rows (offset not removed), xb: the activation block.
+  static __m512i block_sums(const uint8_t* const* r, int64_t off, const uint8_t* xb) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* xb = x + b * kXBytes;
-      const int64_t off = b * kWBytes;
-      prefetch_next<16 * kWBytes>(pf, b);
-      const __m512i xl = _mm512_broadcast_i32x4(loadu128(xb + 2)), xh = _mm512_broadcast_i32x4(loadu128(xb + 18));
-      __m512i a[4];
+    const __m512i xl = _mm512_broadcast_i32x4(loadu128(xb + 2)), xh = _mm512_broadcast_i32x4(loadu128(xb + 18));
+    __m512i a[4];
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        const __m512i q = load_rows4(r, j, off + 2);
-        const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-        a[j] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
-      }
-      const __m512 s = _mm512_cvtepi32_ps(_mm512_sub_epi32(reduce4(a), _mm512_set1_epi32(corr[b])));
-      const __m512 d = _mm512_mul_ps(gather_h16(r, off), _mm512_set1_ps(h2f(ld16(xb))));
-      acc = _mm512_fmadd_ps(s, d, acc);
+    for (int j = 0; j < 4; ++j) {
+      const __m512i q = load_rows4(r, j, off + 2);
+      const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+      a[j] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
     }
-    return acc;
+    return reduce4(a);
   }
 };
 
@@ -111,34 +103,25 @@ struct ZQ4_0 {
 // rows in a vector become one 64-bit byte mask (lane k = row k's 16 bits), added as +16.
 struct ZQ5_0 {
   static constexpr int64_t kWBytes = 22, kXBytes = 34, kOffset = 16;
-  static __m512 gemv16(const uint8_t* const* r, const uint8_t* x, const int32_t* corr, int64_t nb, const uint8_t* pf) {
+  static __m512i block_sums(const uint8_t* const* r, int64_t off, const uint8_t* xb) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* xb = x + b * kXBytes;
-      const int64_t off = b * kWBytes;
-      prefetch_next<16 * kWBytes>(pf, b);
-      const __m512i xl = _mm512_broadcast_i32x4(loadu128(xb + 2)), xh = _mm512_broadcast_i32x4(loadu128(xb + 18));
-      __m512i a[4];
+    const __m512i xl = _mm512_broadcast_i32x4(loadu128(xb + 2)), xh = _mm512_broadcast_i32x4(loadu128(xb + 18));
+    __m512i a[4];
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        uint64_t mlo = 0, mhi = 0;
-        for (int k = 0; k < 4; ++k) {
-          const uint64_t h = ld32(r[4 * k + j] + off + 2);
-          mlo |= (h & 0xFFFF) << (16 * k);
-          mhi |= (h >> 16) << (16 * k);
-        }
-        const __m512i q = load_rows4(r, j, off + 6);
-        __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-        lo = _mm512_mask_blend_epi8(_cvtu64_mask64(mlo), lo, _mm512_or_si512(lo, b4));
-        hi = _mm512_mask_blend_epi8(_cvtu64_mask64(mhi), hi, _mm512_or_si512(hi, b4));
-        a[j] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
+    for (int j = 0; j < 4; ++j) {
+      uint64_t mlo = 0, mhi = 0;
+      for (int k = 0; k < 4; ++k) {
+        const uint64_t h = ld32(r[4 * k + j] + off + 2);
+        mlo |= (h & 0xFFFF) << (16 * k);
+        mhi |= (h >> 16) << (16 * k);
       }
-      const __m512 s = _mm512_cvtepi32_ps(_mm512_sub_epi32(reduce4(a), _mm512_set1_epi32(corr[b])));
-      const __m512 d = _mm512_mul_ps(gather_h16(r, off), _mm512_set1_ps(h2f(ld16(xb))));
-      acc = _mm512_fmadd_ps(s, d, acc);
+      const __m512i q = load_rows4(r, j, off + 6);
+      __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+      lo = _mm512_mask_blend_epi8(_cvtu64_mask64(mlo), lo, _mm512_or_si512(lo, b4));
+      hi = _mm512_mask_blend_epi8(_cvtu64_mask64(mhi), hi, _mm512_or_si512(hi, b4));
+      a[j] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
     }
-    return acc;
+    return reduce4(a);
   }
 };
 
@@ -149,29 +132,37 @@ struct ZQ8_0 {
   static __m512i load_rows2(const uint8_t* ra, const uint8_t* rb, int64_t off) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(loadu(ra + off)), loadu(rb + off), 1);
   }
-  static __m512 gemv16(const uint8_t* const* r, const uint8_t* x, const int32_t* corr, int64_t nb, const uint8_t* pf) {
+  static __m512i block_sums(const uint8_t* const* r, int64_t off, const uint8_t* xb) {
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* xb = x + b * kXBytes;
-      const int64_t off = b * kWBytes;
-      prefetch_next<16 * kWBytes>(pf, b);
-      const __m512i xv = _mm512_broadcast_i64x4(loadu(xb + 2));
-      __m512i a[4];
+    const __m512i xv = _mm512_broadcast_i64x4(loadu(xb + 2));
+    __m512i a[4];
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        // rows (j, 4+j) and (8+j, 12+j): lanes [row, row | row, row] of 8 partials each
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(load_rows2(r[j], r[4 + j], off + 2), flip), xv);
-        const __m512i q = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(load_rows2(r[8 + j], r[12 + j], off + 2), flip), xv);
-        a[j] = _mm512_add_epi32(_mm512_shuffle_i64x2(p, q, 0x88), _mm512_shuffle_i64x2(p, q, 0xDD));
-      }
-      const __m512 s = _mm512_cvtepi32_ps(_mm512_sub_epi32(reduce4(a), _mm512_set1_epi32(corr[b])));
-      const __m512 d = _mm512_mul_ps(gather_h16(r, off), _mm512_set1_ps(h2f(ld16(xb))));
-      acc = _mm512_fmadd_ps(s, d, acc);
+    for (int j = 0; j < 4; ++j) {
+      // rows (j, 4+j) and (8+j, 12+j): lanes [row, row | row, row] of 8 partials each
+      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(load_rows2(r[j], r[4 + j], off + 2), flip), xv);
+      const __m512i q = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(load_rows2(r[8 + j], r[12 + j], off + 2), flip), xv);
+      a[j] = _mm512_add_epi32(_mm512_shuffle_i64x2(p, q, 0x88), _mm512_shuffle_i64x2(p, q, 0xDD));
     }
-    return acc;
+    return reduce4(a);
   }
 };
+
+// The 32-element block types' GEMV for 16 rows: Z::block_sums per block, the offset correction,
+// then the contract's float chain (the only place it is written for these types):
+// acc = fma(float(isum_b), fl(dw_b · dx_b), acc). The fp16 scale d leads every block.
+template <class Z>
+__m512 gemv16_b32(const uint8_t* const* r, const uint8_t* x, const int32_t* corr, int64_t nb, const uint8_t* pf) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* xb = x + b * Z::kXBytes;
+    const int64_t off = b * Z::kWBytes;
+    prefetch_next<16 * Z::kWBytes>(pf, b);
+    const __m512 s = _mm512_cvtepi32_ps(_mm512_sub_epi32(Z::block_sums(r, off, xb), _mm512_set1_epi32(corr[b])));
+    const __m512 d = _mm512_mul_ps(gather_h16(r, off), _mm512_set1_ps(h2f(ld16(xb))));
+    acc = _mm512_fmadd_ps(s, d, acc);
+  }
+  return acc;
+}
 
 // offset·Σx per block of one Q8_0 activation row (exact int32).
 inline void offset_sums(const uint8_t* x, int64_t nb, int32_t offset, int32_t* out) {
@@ -184,14 +175,21 @@ inline void offset_sums(const uint8_t* x, int64_t nb, int32_t offset, int32_t* o
   }
 }
 
+// GEMV driver for 16-row kernels: each 16-row tile of [n0, n1) against every token (tokens in
+// tiles of 16, so the activations stay in L2 while the rows stay in L1), prefetching the next tile
+// while a tile runs. 32-element block types (Z::kOffset > 0) get each token's offset·Σx per block
+// first (shared by every tile); the K-quants take the offsets from the Q8_K bsums themselves.
 template <class Z>
 void run_gemv16(const void* w, const void* xq, float* y, int64_t T, int64_t nb, int64_t ldy, int64_t n0, int64_t n1) {
   constexpr int64_t kTokTile = 16;
   const int64_t wrb = nb * Z::kWBytes, arb = nb * Z::kXBytes;
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(xq);
-  std::vector<int32_t> corr(static_cast<size_t>(T * nb));
-  for (int64_t t = 0; t < T; ++t) offset_sums(xb + t * arb, nb, Z::kOffset, corr.data() + t * nb);
+  thread_local std::vector<int32_t> corr;  // per call: no allocation once warm
+  if constexpr (Z::kOffset != 0) {
+    corr.resize(static_cast<size_t>(T * nb));
+    for (int64_t t = 0; t < T; ++t) offset_sums(xb + t * arb, nb, Z::kOffset, corr.data() + t * nb);
+  }
   const int64_t first = std::min<int64_t>(16, n1 - n0) * wrb;
   for (int64_t k = 0; k < first; k += 64) _mm_prefetch(reinterpret_cast<const char*>(wb + n0 * wrb + k), _MM_HINT_T0);
   const uint8_t* rows[16];
@@ -200,8 +198,14 @@ void run_gemv16(const void* w, const void* xq, float* y, int64_t T, int64_t nb, 
     for (int64_t n = n0; n < n1; n += 16) {
       tile_rows16(wb, wrb, n, n1, rows);
       const uint8_t* pf = wb + (n + 16) * wrb;  // the next tile (prefetch never faults)
-      for (int64_t t = t0; t < t1; ++t, pf = nullptr)
-        store_rows16(y + t * ldy + n, Z::gemv16(rows, xb + t * arb, corr.data() + t * nb, nb, pf), n1 - n);
+      for (int64_t t = t0; t < t1; ++t, pf = nullptr) {
+        __m512 v;
+        if constexpr (Z::kOffset != 0)
+          v = gemv16_b32<Z>(rows, xb + t * arb, corr.data() + t * nb, nb, pf);
+        else
+          v = Z::gemv16(rows, xb + t * arb, nb, pf);
+        store_rows16(y + t * ldy + n, v, n1 - n);
+      }
     }
   }
 }
@@ -291,7 +295,7 @@ inline __m512i load_lanes4(const uint8_t* const* r, int64_t off) {
 // The 6-bit scales / mins of 4 rows are decoded at once (llama.cpp's utmp arithmetic per lane).
 template <bool kFive>
 struct ZQ45_K {
-  static constexpr int64_t kWBytes = kFive ? 176 : 144, kXBytes = kQ8KBytes;
+  static constexpr int64_t kWBytes = kFive ? 176 : 144, kXBytes = kQ8KBytes, kOffset = 0;  // offsets come from the bsums
   static constexpr int64_t kQs = kFive ? 48 : 16;
   // the nibbles of sub-blocks 0|2, 1|3, 4|6, 5|7 with their fifth bits (bit j of qh) at bit 4
   static void five(const uint8_t* qh, __m512i* q) {
@@ -368,7 +372,7 @@ struct ZQ45_K {
 // Σ(q − 32)·x over 4 products, |.| <= 4·32·127 (int16). One 128-bit lane = one 16-element
 // sub-block. Signed int8 scales: scaled pair partials <= 4·2·16256·128 (int32).
 struct ZQ6_K {
-  static constexpr int64_t kWBytes = 210, kXBytes = kQ8KBytes;
+  static constexpr int64_t kWBytes = 210, kXBytes = kQ8KBytes, kOffset = 0;  // offsets come from the bsums
   static __m512 gemv16(const uint8_t* const* r, const uint8_t* x, int64_t nb, const uint8_t* pf) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), ones = _mm512_set1_epi8(1);
     const __m512i shl = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4), shr = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
@@ -416,25 +420,6 @@ struct ZQ6_K {
   }
 };
 
-template <class Z>
-void run_gemv16k(const void* w, const void* xq, float* y, int64_t T, int64_t nb, int64_t ldy, int64_t n0, int64_t n1) {
-  constexpr int64_t kTokTile = 16;
-  const int64_t wrb = nb * Z::kWBytes, arb = nb * Z::kXBytes;
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* xb = static_cast<const uint8_t*>(xq);
-  const int64_t first = std::min<int64_t>(16, n1 - n0) * wrb;
-  for (int64_t k = 0; k < first; k += 64) _mm_prefetch(reinterpret_cast<const char*>(wb + n0 * wrb + k), _MM_HINT_T0);
-  const uint8_t* rows[16];
-  for (int64_t t0 = 0; t0 < T; t0 += kTokTile) {
-    const int64_t t1 = std::min(t0 + kTokTile, T);
-    for (int64_t n = n0; n < n1; n += 16) {
-      tile_rows16(wb, wrb, n, n1, rows);
-      const uint8_t* pf = wb + (n + 16) * wrb;  // the next tile (prefetch never faults)
-      for (int64_t t = t0; t < t1; ++t, pf = nullptr)
-        store_rows16(y + t * ldy + n, Z::gemv16(rows, xb + t * arb, nb, pf), n1 - n);
-    }
-  }
-}
 
 }  // namespace
 
@@ -468,9 +453,9 @@ void qgemm_rows_avx512(DType wtype, const void* w, const void* xq, float* y, int
   T -= done;
   const int64_t nb = K / 32;
   switch (wtype) {
-    case DType::Q4_K: return run_gemv16k<ZQ45_K<false>>(w, xq, y, T, K / QK_K, ldy, n0, n1);
-    case DType::Q5_K: return run_gemv16k<ZQ45_K<true>>(w, xq, y, T, K / QK_K, ldy, n0, n1);
-    case DType::Q6_K: return run_gemv16k<ZQ6_K>(w, xq, y, T, K / QK_K, ldy, n0, n1);
+    case DType::Q4_K: return run_gemv16<ZQ45_K<false>>(w, xq, y, T, K / QK_K, ldy, n0, n1);
+    case DType::Q5_K: return run_gemv16<ZQ45_K<true>>(w, xq, y, T, K / QK_K, ldy, n0, n1);
+    case DType::Q6_K: return run_gemv16<ZQ6_K>(w, xq, y, T, K / QK_K, ldy, n0, n1);
     case DType::Q4_0: return run_gemv16<ZQ4_0>(w, xq, y, T, nb, ldy, n0, n1);
     case DType::Q5_0: return run_gemv16<ZQ5_0>(w, xq, y, T, nb, ldy, n0, n1);
     case DType::Q8_0: return run_gemv16<ZQ8_0>(w, xq, y, T, nb, ldy, n0, n1);
