@@ -108,17 +108,17 @@ export function benchQgemm(o: QgemmBenchOptions): void {
   o.log(`memory read bandwidth (${(o.bandwidthBytes / 2 ** 30).toFixed(2)} GiB f32 sum): ` +
     o.threads.map((th) => `${th} thread${th > 1 ? 's' : ''} ${bw[th].toFixed(1)} GB/s`).join(', '));
 
-  // Integer peak of the same threads, derived from the measured f32 FMA peak: an AVX-512 VNNI
-  // vpdpbusd does 64 int8 multiply-adds per instruction where an FMA does 16, at the same issue
-  // rate on the two 512-bit ports (Intel optimization manual); AVX2 (vpmaddubsw + vpmaddwd) does 32
-  // per 2 instructions vs 8 per FMA. The GEMM counts 2 ops per multiply-add, like the FMA peak.
+  // Integer peak of the same threads, derived (not measured) from the measured f32 FMA peak: an
+  // AVX-512 VNNI vpdpbusd does 64 int8 multiply-adds per instruction where an FMA does 16, assuming
+  // both issue at the same rate; AVX2 (vpmaddubsw + vpmaddwd) does 32 per 2 instructions vs 8 per
+  // FMA. The GEMM counts 2 ops per multiply-add, like the FMA peak.
   const int8PerFma = b.cpu.isa === 'avx512' ? 4 : b.cpu.isa === 'avx2' ? 2 : 1;
   const peak: Record<number, number> = {};
   for (const t of o.threads) {
     const g = median(Array.from({ length: 5 }, () => q.fmaPeakGflops({ threads: t }).gflops));
     peak[t] = g * int8PerFma;
   }
-  o.log(`int8 peak (measured f32 FMA peak × ${int8PerFma} for ${b.cpu.isa}): ` +
+  o.log(`int8 peak (derived: measured f32 FMA peak × ${int8PerFma} for ${b.cpu.isa}): ` +
     o.threads.map((t) => `${t}T ${peak[t].toFixed(0)} GOP/s`).join(', '));
 
   const th = o.threads;

@@ -30,6 +30,7 @@
 #include "../native/cpu/qgemm_kernels.h"
 #include "../native/cpu/quants.h"
 #include "../native/cpu_features.h"
+#include "micro_util.h"
 
 namespace qm::cpu {
 int64_t qgemm_gemm_avx2(DType, const void*, const void*, float*, int64_t, int64_t, int64_t, int64_t, int64_t);
@@ -40,17 +41,6 @@ using namespace qm;
 
 namespace {
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t p = 0;
-  while (p <= s.size()) {
-    size_t q = s.find(',', p);
-    if (q == std::string::npos) q = s.size();
-    if (q > p) out.push_back(s.substr(p, q - p));
-    p = q + 1;
-  }
-  return out;
-}
 
 int check(int iters) {
   std::mt19937_64 rng(42);
@@ -210,17 +200,12 @@ int check_small_t(int iters) {
   return fails ? 1 : 0;
 }
 
-double thread_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int bench(int argc, char** argv) {
-  const std::vector<std::string> types = split(argc > 2 ? argv[2] : "q4_k,q5_k,q6_k");
+  const std::vector<std::string> types = split_list(argc > 2 ? argv[2] : "q4_k,q5_k,q6_k");
   const int64_t N = argc > 3 ? std::atoll(argv[3]) : 1024, K = argc > 4 ? std::atoll(argv[4]) : 2048;
   std::vector<int64_t> Ts;
-  for (auto& t : split(argc > 5 ? argv[5] : "16,64,256,512")) Ts.push_back(std::atoll(t.c_str()));
+  for (auto& t : split_list(argc > 5 ? argv[5] : "16,64,256,512")) Ts.push_back(std::atoll(t.c_str()));
   const int64_t Tmax = *std::max_element(Ts.begin(), Ts.end());
   uint32_t s = 12345;
   auto rnd = [&]() {

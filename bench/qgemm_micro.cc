@@ -23,14 +23,10 @@
 #include "../native/cpu/qgemm.h"
 #include "../native/cpu/quants.h"
 #include "../native/cpu_features.h"
+#include "micro_util.h"
 
 using namespace qm;
 
-static double thread_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 // Seconds per call of fn: the median and the minimum over `samples` samples of ~min_sample s each
 // (the minimum is the least disturbed by other processes on a shared machine).
@@ -57,24 +53,13 @@ static Timing time_it(F&& fn, int samples = 31, double min_sample = 0.004) {
   return {s[s.size() / 2], s[0]};
 }
 
-static std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t p = 0;
-  while (p <= s.size()) {
-    size_t q = s.find(',', p);
-    if (q == std::string::npos) q = s.size();
-    if (q > p) out.push_back(s.substr(p, q - p));
-    p = q + 1;
-  }
-  return out;
-}
 
 int main(int argc, char** argv) {
-  const std::vector<std::string> types = split(argc > 1 ? argv[1] : "q4_0,q8_0,q4_k,q6_k");
+  const std::vector<std::string> types = split_list(argc > 1 ? argv[1] : "q4_0,q8_0,q4_k,q6_k");
   const int64_t N = argc > 2 ? std::atoll(argv[2]) : 1024;
   const int64_t K = argc > 3 ? std::atoll(argv[3]) : 2048;
   std::vector<int64_t> Ts;
-  for (auto& t : split(argc > 4 ? argv[4] : "64,256,512")) Ts.push_back(std::atoll(t.c_str()));
+  for (auto& t : split_list(argc > 4 ? argv[4] : "64,256,512")) Ts.push_back(std::atoll(t.c_str()));
   const std::string isa = argc > 5 ? argv[5] : "avx2";
   set_active_isa(isa == "scalar" ? Isa::Scalar : isa == "avx512" ? Isa::Avx512 : Isa::Avx2);
   const int64_t Tmax = std::max<int64_t>(1, Ts.empty() ? 1 : *std::max_element(Ts.begin(), Ts.end()));
