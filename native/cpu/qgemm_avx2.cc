@@ -38,27 +38,19 @@ namespace {
 // Q4_0: pairs <= 2·15·127; v lanes = Σ of 4 products (q−8)·x, |v| <= 4·8·127 = 4064; 8·4064 < 32768.
 struct KQ4_0 {
   static constexpr int64_t kWBytes = 18, kXBytes = 34;
-  static __m256 gemv8(const uint8_t* const* r, const uint8_t* x, int64_t nb, const uint8_t* pf) {
+  // The 8 rows' exact block sums Σ(q − 8)·x of block `off`; xb: the activation block.
+  static __m256i block_sums(const uint8_t* const* r, int64_t off, const uint8_t* xb) {
     const __m128i m4 = _mm_set1_epi8(0x0F), k8 = _mm_set1_epi8(8);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* xb = x + b * kXBytes;
-      const int64_t off = b * kWBytes;
-      prefetch_next<8 * kWBytes>(pf, b);
-      const __m128i xl = loadu128(xb + 2), xh = loadu128(xb + 18);
-      const __m128i c = _mm_add_epi16(_mm_maddubs_epi16(k8, xl), _mm_maddubs_epi16(k8, xh));
-      __m128i v[8];
+    const __m128i xl = loadu128(xb + 2), xh = loadu128(xb + 18);
+    const __m128i c = _mm_add_epi16(_mm_maddubs_epi16(k8, xl), _mm_maddubs_epi16(k8, xh));
+    __m128i v[8];
 #pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) {
-        const __m128i q = loadu128(r[i] + off + 2);
-        const __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
-        v[i] = _mm_sub_epi16(_mm_add_epi16(_mm_maddubs_epi16(lo, xl), _mm_maddubs_epi16(hi, xh)), c);
-      }
-      const __m256 s = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(tree16(v)));
-      const __m256 d = _mm256_mul_ps(gather_h8(r, off), _mm256_set1_ps(h2f(ld16(xb))));
-      acc = _mm256_fmadd_ps(s, d, acc);
+    for (int i = 0; i < 8; ++i) {
+      const __m128i q = loadu128(r[i] + off + 2);
+      const __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+      v[i] = _mm_sub_epi16(_mm_add_epi16(_mm_maddubs_epi16(lo, xl), _mm_maddubs_epi16(hi, xh)), c);
     }
-    return acc;
+    return _mm256_cvtepi16_epi32(tree16(v));
   }
 };
 
@@ -66,30 +58,21 @@ struct KQ4_0 {
 // tree widens to int32 after two levels (4·8128 < 32768).
 struct KQ5_0 {
   static constexpr int64_t kWBytes = 22, kXBytes = 34;
-  static __m256 gemv8(const uint8_t* const* r, const uint8_t* x, int64_t nb, const uint8_t* pf) {
+  static __m256i block_sums(const uint8_t* const* r, int64_t off, const uint8_t* xb) {
     const __m128i m4 = _mm_set1_epi8(0x0F), k16 = _mm_set1_epi8(16);
     const __m256i b4 = _mm256_set1_epi8(0x10);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* xb = x + b * kXBytes;
-      const int64_t off = b * kWBytes;
-      prefetch_next<8 * kWBytes>(pf, b);
-      const __m128i xl = loadu128(xb + 2), xh = loadu128(xb + 18);
-      const __m128i c = _mm_add_epi16(_mm_maddubs_epi16(k16, xl), _mm_maddubs_epi16(k16, xh));
-      __m128i v[8];
+    const __m128i xl = loadu128(xb + 2), xh = loadu128(xb + 18);
+    const __m128i c = _mm_add_epi16(_mm_maddubs_epi16(k16, xl), _mm_maddubs_epi16(k16, xh));
+    __m128i v[8];
 #pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) {
-        const __m128i q = loadu128(r[i] + off + 6);
-        const __m256i hb = _mm256_and_si256(bytes_from_bits_32(ld32(r[i] + off + 2)), b4);
-        const __m128i lo = _mm_or_si128(_mm_and_si128(q, m4), _mm256_castsi256_si128(hb));
-        const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm256_extracti128_si256(hb, 1));
-        v[i] = _mm_sub_epi16(_mm_add_epi16(_mm_maddubs_epi16(lo, xl), _mm_maddubs_epi16(hi, xh)), c);
-      }
-      const __m256 s = _mm256_cvtepi32_ps(tree16_wide(v));
-      const __m256 d = _mm256_mul_ps(gather_h8(r, off), _mm256_set1_ps(h2f(ld16(xb))));
-      acc = _mm256_fmadd_ps(s, d, acc);
+    for (int i = 0; i < 8; ++i) {
+      const __m128i q = loadu128(r[i] + off + 6);
+      const __m256i hb = _mm256_and_si256(bytes_from_bits_32(ld32(r[i] + off + 2)), b4);
+      const __m128i lo = _mm_or_si128(_mm_and_si128(q, m4), _mm256_castsi256_si128(hb));
+      const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm256_extracti128_si256(hb, 1));
+      v[i] = _mm_sub_epi16(_mm_add_epi16(_mm_maddubs_epi16(lo, xl), _mm_maddubs_epi16(hi, xh)), c);
     }
-    return acc;
+    return tree16_wide(v);
   }
 };
 
@@ -136,22 +119,32 @@ struct KQx_1 {
 // int32, fold to 4 lanes, int32 tree.
 struct KQ8_0 {
   static constexpr int64_t kWBytes = 34, kXBytes = 34;
-  static __m256 gemv8(const uint8_t* const* r, const uint8_t* x, int64_t nb, const uint8_t* pf) {
+  static __m256i block_sums(const uint8_t* const* r, int64_t off, const uint8_t* xb) {
     const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i xv = loadu(xb + 2);
+    __m128i v[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      const __m256i wv = loadu(r[i] + off + 2);
+      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+      v[i] = fold32(_mm256_madd_epi16(p, ones));
+    }
+    return tree32(v);
+  }
+};
+
+// GEMV of the 8 rows for Q4_0 / Q5_0 / Q8_0 (no min term): K::block_sums per block, then the
+// contract's float chain acc = fma(float(isum_b), fl(dw_b · dx_b), acc), written only here.
+template <class K>
+struct Gemv8 {
+  static constexpr int64_t kWBytes = K::kWBytes, kXBytes = K::kXBytes;
+  static __m256 gemv8(const uint8_t* const* r, const uint8_t* x, int64_t nb, const uint8_t* pf) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* xb = x + b * kXBytes;
       const int64_t off = b * kWBytes;
       prefetch_next<8 * kWBytes>(pf, b);
-      const __m256i xv = loadu(xb + 2);
-      __m128i v[8];
-#pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) {
-        const __m256i wv = loadu(r[i] + off + 2);
-        const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
-        v[i] = fold32(_mm256_madd_epi16(p, ones));
-      }
-      const __m256 s = _mm256_cvtepi32_ps(tree32(v));
+      const __m256 s = _mm256_cvtepi32_ps(K::block_sums(r, off, xb));
       const __m256 d = _mm256_mul_ps(gather_h8(r, off), _mm256_set1_ps(h2f(ld16(xb))));
       acc = _mm256_fmadd_ps(s, d, acc);
     }
@@ -199,11 +192,11 @@ void qgemm_rows_avx2(DType wtype, const void* w, const void* xq, float* y, int64
   if (qgemm_k_rows_avx2(wtype, w, xq, y, T, K, ldy, n0, n1)) return;
   const int64_t nb = K / 32;
   switch (wtype) {
-    case DType::Q4_0: return run_gemv_tiles<KQ4_0>(w, xq, y, T, nb, ldy, n0, n1);
+    case DType::Q4_0: return run_gemv_tiles<Gemv8<KQ4_0>>(w, xq, y, T, nb, ldy, n0, n1);
     case DType::Q4_1: return run_gemv_tiles<KQx_1<false>>(w, xq, y, T, nb, ldy, n0, n1);
-    case DType::Q5_0: return run_gemv_tiles<KQ5_0>(w, xq, y, T, nb, ldy, n0, n1);
+    case DType::Q5_0: return run_gemv_tiles<Gemv8<KQ5_0>>(w, xq, y, T, nb, ldy, n0, n1);
     case DType::Q5_1: return run_gemv_tiles<KQx_1<true>>(w, xq, y, T, nb, ldy, n0, n1);
-    case DType::Q8_0: return run_gemv_tiles<KQ8_0>(w, xq, y, T, nb, ldy, n0, n1);
+    case DType::Q8_0: return run_gemv_tiles<Gemv8<KQ8_0>>(w, xq, y, T, nb, ldy, n0, n1);
     default: return qgemm_rows_scalar(wtype, w, xq, y, T, K, ldy, n0, n1);
   }
 }
