@@ -83,11 +83,14 @@ inline void gather_hh8(const uint8_t* const* r, int64_t off, __m256* a, __m256* 
 // when the weights come from DRAM (as expert weights do in a forward pass). So while a tile runs,
 // each block step prefetches the matching share of the next tile (contiguous after this one).
 // (_mm_prefetch never faults, so addresses past the end of the weights are harmless.)
+#ifndef QM_PF_HINT
+#define QM_PF_HINT _MM_HINT_T1
+#endif
 template <int64_t kBytesPerStep>
 inline void prefetch_next(const uint8_t* pf, int64_t b) {
   if (!pf) return;
   const uint8_t* p = pf + b * kBytesPerStep;
-  for (int64_t k = 0; k < kBytesPerStep; k += 64) _mm_prefetch(reinterpret_cast<const char*>(p + k), _MM_HINT_T0);
+  for (int64_t k = 0; k < kBytesPerStep; k += 64) _mm_prefetch(reinterpret_cast<const char*>(p + k), QM_PF_HINT);
 }
 
 // ---- exact transposed reductions: lane i of the result = the sum of all lanes of v[i].
