@@ -147,10 +147,12 @@ struct Ops {
       default: break;
     }
   }
+  static constexpr int kDirectF16Rows = 0;  // f16 K/V always staged as f32
   static void stage_f16(const uint16_t* src, int64_t stride, int nk, int64_t D, float* dst) {
     const int64_t D8 = D / 8 * 8;
     for (int j = 0; j < nk; ++j) {
       const uint16_t* s = src + j * stride;
+      prefetch_next_block(s, stride, D);
       float* t = dst + j * D;
       int64_t d = 0;
       for (; d < D8; d += 8) _mm256_storeu_ps(t + d, load_f16x8(s + d));

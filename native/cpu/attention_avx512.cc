@@ -85,9 +85,20 @@ inline void store_tile(__m512 s, float* S, int ldS, int nv) {
     _mm512_mask_storeu_ps(S + r * ldS - r * NK, static_cast<__mmask16>(keys << (r * NK)), s);
 }
 
-// ---- f32 scores: NR rows × NK keys ----------------------------------------------------------------
-template <int NR, int NK>
-inline void qk_tile(const float* const* q, const float* const* kp, int64_t D, __m512 vscale, float* S, int ldS, int nv) {
+// ---- K / V element loads: f32, or f16 converted in registers (exact: every f16 is a float) ----------
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+inline __m512 load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 load16(__mmask16 m, const uint16_t* p) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+
+// Rows read straight from an f16 cache (the decode path, see Ops::kDirectF16Rows) prefetch the same
+// row of the next key block; staged f32 rows were prefetched by stage_f16 already.
+inline void prefetch_row(const float*, int64_t, int64_t) {}
+inline void prefetch_row(const uint16_t* row, int64_t stride, int64_t D) { prefetch_next_block(row, stride, D); }
+
+// ---- scores: NR rows × NK keys (keys f32 or f16) ----------------------------------------------------
+template <int NR, int NK, class KT>
+inline void qk_tile(const float* const* q, const KT* const* kp, int64_t D, __m512 vscale, float* S, int ldS, int nv) {
   static_assert(NR * NK <= 16, "one vector of scores per tile");
   __m512 acc[16];
 #pragma GCC unroll 16
@@ -96,7 +107,7 @@ inline void qk_tile(const float* const* q, const float* const* kp, int64_t D, __
   for (; d + 16 <= D; d += 16) {
     __m512 kv[NK];
 #pragma GCC unroll 16
-    for (int j = 0; j < NK; ++j) kv[j] = _mm512_loadu_ps(kp[j] + d);
+    for (int j = 0; j < NK; ++j) kv[j] = load16(kp[j] + d);
 #pragma GCC unroll 16
     for (int r = 0; r < NR; ++r) {
       const __m512 qv = _mm512_loadu_ps(q[r] + d);
@@ -108,7 +119,7 @@ inline void qk_tile(const float* const* q, const float* const* kp, int64_t D, __
     const __mmask16 m = lanes16(D - d);
     __m512 kv[NK];
 #pragma GCC unroll 16
-    for (int j = 0; j < NK; ++j) kv[j] = _mm512_maskz_loadu_ps(m, kp[j] + d);
+    for (int j = 0; j < NK; ++j) kv[j] = load16(m, kp[j] + d);
 #pragma GCC unroll 16
     for (int r = 0; r < NR; ++r) {
       const __m512 qv = _mm512_maskz_loadu_ps(m, q[r] + d);
@@ -119,14 +130,17 @@ inline void qk_tile(const float* const* q, const float* const* kp, int64_t D, __
   store_tile<NR, NK>(_mm512_mul_ps(vscale, reduce16<false>(acc)), S, ldS, nv);
 }
 
-template <int NR, int NK>
-inline void qk_rows(const float* const* q, const float* k, int64_t ks, int nk, int64_t D, __m512 vscale, float* S,
+template <int NR, int NK, class KT>
+inline void qk_rows(const float* const* q, const KT* k, int64_t ks, int nk, int64_t D, __m512 vscale, float* S,
                     int ldS) {
-  const float* kp[NK];
+  const KT* kp[NK];
   int j = 0;
   for (; j + NK <= nk; j += NK) {
 #pragma GCC unroll 16
-    for (int t = 0; t < NK; ++t) kp[t] = k + (j + t) * ks;
+    for (int t = 0; t < NK; ++t) {
+      kp[t] = k + (j + t) * ks;
+      prefetch_row(kp[t], ks, D);
+    }
     qk_tile<NR, NK>(q, kp, D, vscale, S + j, ldS, NK);
   }
   if (j < nk) {
@@ -209,8 +223,8 @@ inline void qk8_rows(const int8_t* const* q, const int32_t* qsum, const int8_t* 
 }
 
 // ---- P·V: rows × (NV vectors of 16 dims); MASK: the last vector is a D tail ---------------------------
-template <int NR, int NV, bool MASK>
-inline void pv_cols(const float* const* p, float* const* o, const float* V, int64_t vs, int nk, int64_t d0,
+template <int NR, int NV, bool MASK, class VT>
+inline void pv_cols(const float* const* p, float* const* o, const VT* V, int64_t vs, int nk, int64_t d0, int64_t D,
                     __mmask16 last) {
   __m512 acc[NR][NV];
 #pragma GCC unroll 16
@@ -219,11 +233,11 @@ inline void pv_cols(const float* const* p, float* const* o, const float* V, int6
     for (int v = 0; v < NV; ++v)
       acc[r][v] = MASK && v == NV - 1 ? _mm512_maskz_loadu_ps(last, o[r] + d0 + 16 * v) : _mm512_loadu_ps(o[r] + d0 + 16 * v);
   for (int j = 0; j < nk; ++j) {
-    const float* vj = V + j * vs + d0;
+    const VT* vj = V + j * vs + d0;
+    if (d0 == 0) prefetch_row(vj, vs, D);
     __m512 vv[NV];
 #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v)
-      vv[v] = MASK && v == NV - 1 ? _mm512_maskz_loadu_ps(last, vj + 16 * v) : _mm512_loadu_ps(vj + 16 * v);
+    for (int v = 0; v < NV; ++v) vv[v] = MASK && v == NV - 1 ? load16(last, vj + 16 * v) : load16(vj + 16 * v);
 #pragma GCC unroll 16
     for (int r = 0; r < NR; ++r) {
       const __m512 pj = _mm512_set1_ps(p[r][j]);
@@ -242,8 +256,8 @@ inline void pv_cols(const float* const* p, float* const* o, const float* V, int6
     }
 }
 
-template <int NR>
-inline void pv_rows(const int* srow, const int* orow, const float* P, int ldP, const float* V, int64_t vs, int nk,
+template <int NR, class VT>
+inline void pv_rows(const int* srow, const int* orow, const float* P, int ldP, const VT* V, int64_t vs, int nk,
                     int64_t D, float* O) {
   constexpr int NV = NR <= 2 ? 8 : 4;
   const float* p[NR];
@@ -254,20 +268,20 @@ inline void pv_rows(const int* srow, const int* orow, const float* P, int ldP, c
     o[r] = O + static_cast<size_t>(orow[r]) * D;
   }
   int64_t d = 0;
-  for (; d + 16 * NV <= D; d += 16 * NV) pv_cols<NR, NV, false>(p, o, V, vs, nk, d, 0xFFFF);
+  for (; d + 16 * NV <= D; d += 16 * NV) pv_cols<NR, NV, false>(p, o, V, vs, nk, d, D, 0xFFFF);
   const int64_t rest = D - d;  // < 16·NV
   if (rest == 0) return;
   const int nvec = static_cast<int>((rest + 15) / 16);
   const __mmask16 last = lanes16(rest - 16 * (nvec - 1));
   switch (nvec) {
-    case 1: pv_cols<NR, 1, true>(p, o, V, vs, nk, d, last); break;
-    case 2: pv_cols<NR, 2, true>(p, o, V, vs, nk, d, last); break;
-    case 3: pv_cols<NR, 3, true>(p, o, V, vs, nk, d, last); break;
-    case 4: pv_cols<NR, 4, true>(p, o, V, vs, nk, d, last); break;
-    case 5: pv_cols<NR, 5, true>(p, o, V, vs, nk, d, last); break;
-    case 6: pv_cols<NR, 6, true>(p, o, V, vs, nk, d, last); break;
-    case 7: pv_cols<NR, 7, true>(p, o, V, vs, nk, d, last); break;
-    case 8: pv_cols<NR, 8, true>(p, o, V, vs, nk, d, last); break;
+    case 1: pv_cols<NR, 1, true>(p, o, V, vs, nk, d, D, last); break;
+    case 2: pv_cols<NR, 2, true>(p, o, V, vs, nk, d, D, last); break;
+    case 3: pv_cols<NR, 3, true>(p, o, V, vs, nk, d, D, last); break;
+    case 4: pv_cols<NR, 4, true>(p, o, V, vs, nk, d, D, last); break;
+    case 5: pv_cols<NR, 5, true>(p, o, V, vs, nk, d, D, last); break;
+    case 6: pv_cols<NR, 6, true>(p, o, V, vs, nk, d, D, last); break;
+    case 7: pv_cols<NR, 7, true>(p, o, V, vs, nk, d, D, last); break;
+    case 8: pv_cols<NR, 8, true>(p, o, V, vs, nk, d, D, last); break;
     default: break;
   }
 }
@@ -303,7 +317,13 @@ inline float hsum16(__m512 v) {
 }
 
 struct Ops {
-  static void qk(const float* const* q, int R, const float* k, int64_t ks, int nk, int64_t D, float scale, float* S,
+  // Tasks of at most this many rows read an f16 cache directly (qk / pv on uint16_t rows, converted
+  // in registers) instead of staging each block as f32: every key is then converted once per tile
+  // of 4 rows either way, and decode (1 row per KV head, or a few with GQA) skips the store and
+  // reload of the staging, which cost more than the scores themselves. Same arithmetic either way.
+  static constexpr int kDirectF16Rows = 4;
+  template <class KT>
+  static void qk(const float* const* q, int R, const KT* k, int64_t ks, int nk, int64_t D, float scale, float* S,
                  int ldS) {
     const __m512 vs = _mm512_set1_ps(scale);
     int r = 0;
@@ -340,6 +360,7 @@ struct Ops {
     const int64_t D16 = D / 16 * 16;
     for (int j = 0; j < nk; ++j) {
       const uint16_t* s = src + j * stride;
+      prefetch_next_block(s, stride, D);
       float* t = dst + j * D;
       int64_t d = 0;
       for (; d < D16; d += 16)
@@ -395,7 +416,8 @@ struct Ops {
       _mm512_mask_storeu_ps(dst + d, t, _mm512_mul_ps(_mm512_maskz_loadu_ps(t, o + d), va));
     }
   }
-  static void pv(const int* srow, const int* orow, int n, const float* P, int ldP, const float* V, int64_t vs, int nk,
+  template <class VT>
+  static void pv(const int* srow, const int* orow, int n, const float* P, int ldP, const VT* V, int64_t vs, int nk,
                  int64_t D, float* O) {
     int i = 0;
     for (; i + 4 <= n; i += 4) pv_rows<4>(srow + i, orow + i, P, ldP, V, vs, nk, D, O);

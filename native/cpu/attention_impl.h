@@ -18,7 +18,9 @@ void attn_rows_impl(const AttnConfig& c, const AttnKV& kv, const AttnRow* rows, 
   thread_local std::vector<float> bufS, bufO, bufK, bufV;
   bufS.resize(static_cast<size_t>(kAttnMaxRows) * BK);
   bufO.assign(static_cast<size_t>(R) * D, 0.0f);
-  if (kv.dtype == DType::F16) {
+  // f16 K/V: staged as f32 one block at a time, or read directly by the Ops that can (few rows).
+  const bool direct = kv.dtype == DType::F16 && !kv.k8 && R <= Ops::kDirectF16Rows;
+  if (kv.dtype == DType::F16 && !direct) {
     bufK.resize(static_cast<size_t>(BK) * D);
     bufV.resize(static_cast<size_t>(BK) * D);
   }
@@ -42,6 +44,14 @@ void attn_rows_impl(const AttnConfig& c, const AttnKV& kv, const AttnRow* rows, 
     }
   }
   int64_t visited = 0, skipped = 0;
+  if (direct && maxhi > minlo) {
+    // The first block of K and V has no block before it to prefetch it: ask for all of it now,
+    // so its misses overlap instead of arriving one demand load at a time.
+    for (int64_t j = minlo; j < std::min(maxhi, minlo + BK); ++j) {
+      prefetch_f16_row(static_cast<const uint16_t*>(kv.k) + j * kv.stride, D);
+      prefetch_f16_row(static_cast<const uint16_t*>(kv.v) + j * kv.stride, D);
+    }
+  }
 
   auto do_range = [&](int64_t j0, int64_t j1) {
     const int nk = static_cast<int>(j1 - j0);
@@ -60,6 +70,8 @@ void attn_rows_impl(const AttnConfig& c, const AttnKV& kv, const AttnRow* rows, 
       Ops::qk_i8(qa8, na, kv.k8 + j0 * kv.k8_stride, kv.k8_stride, nk, S, BK);
       const float ksc = kv.kscale[j0 / kv.kscale_block] * c.scale;
       for (int i = 0; i < na; ++i) Ops::scale(S + static_cast<size_t>(i) * BK, nk, rows[act[i]].qscale * ksc);
+    } else if (direct) {
+      // read in Ops::qk below
     } else if (kv.dtype == DType::F16) {
       Ops::stage_f16(static_cast<const uint16_t*>(kv.k) + j0 * kv.stride, kv.stride, nk, D, bufK.data());
       K = bufK.data();
@@ -71,7 +83,14 @@ void attn_rows_impl(const AttnConfig& c, const AttnKV& kv, const AttnRow* rows, 
     if (!kv.k8) {
       const float* qa[kAttnMaxRows];
       for (int i = 0; i < na; ++i) qa[i] = rows[act[i]].q;
-      Ops::qk(qa, na, K, ks, nk, D, c.scale, S, BK);
+      if constexpr (Ops::kDirectF16Rows > 0) {
+        if (direct)
+          Ops::qk(qa, na, static_cast<const uint16_t*>(kv.k) + j0 * kv.stride, kv.stride, nk, D, c.scale, S, BK);
+        else
+          Ops::qk(qa, na, K, ks, nk, D, c.scale, S, BK);
+      } else {
+        Ops::qk(qa, na, K, ks, nk, D, c.scale, S, BK);
+      }
     }
     int srow[kAttnMaxRows], orow[kAttnMaxRows];
     int npv = 0;
@@ -107,6 +126,12 @@ void attn_rows_impl(const AttnConfig& c, const AttnKV& kv, const AttnRow* rows, 
       ++npv;
     }
     if (npv == 0) return;
+    if constexpr (Ops::kDirectF16Rows > 0) {
+      if (direct) {
+        Ops::pv(srow, orow, npv, S, BK, static_cast<const uint16_t*>(kv.v) + j0 * kv.stride, kv.stride, nk, D, O);
+        return;
+      }
+    }
     if (kv.dtype == DType::F16) {
       Ops::stage_f16(static_cast<const uint16_t*>(kv.v) + j0 * kv.stride, kv.stride, nk, D, bufV.data());
       V = bufV.data();

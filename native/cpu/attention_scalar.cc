@@ -13,6 +13,7 @@ namespace qm::cpu {
 namespace {
 
 struct Ops {
+  static constexpr int kDirectF16Rows = 0;  // f16 K/V always staged as f32
   static void stage_f16(const uint16_t* src, int64_t stride, int nk, int64_t D, float* dst) {
     for (int j = 0; j < nk; ++j)
       for (int64_t d = 0; d < D; ++d) dst[j * D + d] = f16_to_f32(src[j * stride + d]);
