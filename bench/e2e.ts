@@ -8,6 +8,7 @@
 //   --runs 3                   runs per engine (median reported); engines alternate run by run
 //   --quick                    smoke test: 2 layers, prompt 64, decode 16, 1 run
 //   --prompt 512 --decode 128 --batch 8 --batch-decode 128 --context 1024 --kv f16
+//   --weights memory|mapped    quantmoe's weight placement (LoadOptions.weights; default memory)
 //   --max-other 0.2            discard runs where other processes used more than this many cores on average
 //   --cache .cache/bench-models   where the random GGUF files are kept (generated on first use)
 //   --timeout 1800             seconds per child process
@@ -32,7 +33,7 @@ import type { BenchModelName, BenchModelShape, BenchType } from './e2e/models';
 import type { EngineName, RunnerJob, RunnerResult } from './e2e/protocol';
 
 const HELP = `usage: node dist/bench/e2e.js [--models olmoe,qwen-mini] [--types q4_0,q8_0,q4_k] [--threads 1,2] [--runs 3]
-  [--quick] [--prompt 512] [--decode 128] [--batch 8] [--batch-decode 128] [--context 1024] [--kv f16|f32]
+  [--quick] [--prompt 512] [--decode 128] [--batch 8] [--batch-decode 128] [--context 1024] [--kv f16|f32] [--weights memory|mapped]
   [--max-other 0.2] [--cache .cache/bench-models] [--timeout 1800] [--json [file]]
 (see the header of bench/e2e.ts)`;
 const ROOT = path.resolve(__dirname, '..', '..'); // dist/bench → repository root
@@ -52,6 +53,7 @@ interface Options {
   batchPrompt: number;
   context: number;
   kv: 'f16' | 'f32';
+  weights: 'memory' | 'mapped';
   maxOther: number;
   cache: string;
   timeoutS: number;
@@ -73,7 +75,7 @@ function parseArgsOrThrow(argv: string[]): Options {
   const o: Options = {
     models: ['olmoe', 'qwen-mini'], threads: [1, 2], runs: quick ? 1 : 3, quick,
     prompt: quick ? 64 : 512, decode: quick ? 16 : 128, batch: 8, batchPrompt: quick ? 16 : 32,
-    context: quick ? 256 : 1024, kv: 'f16', maxOther: 0.2, cache: path.join(ROOT, '.cache', 'bench-models'), timeoutS: 1800,
+    context: quick ? 256 : 1024, kv: 'f16', weights: 'memory', maxOther: 0.2, cache: path.join(ROOT, '.cache', 'bench-models'), timeoutS: 1800,
   };
   const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
   const int = (flag: string, v: string) => {
@@ -109,6 +111,12 @@ function parseArgsOrThrow(argv: string[]): Options {
         const v = next();
         if (v !== 'f16' && v !== 'f32') throw new Error('--kv is f16 or f32');
         o.kv = v;
+        break;
+      }
+      case '--weights': {
+        const v = next();
+        if (v !== 'memory' && v !== 'mapped') throw new Error('--weights is memory or mapped');
+        o.weights = v;
         break;
       }
       case '--max-other': o.maxOther = Number(next()); break;
@@ -263,7 +271,7 @@ async function benchConfig(o: Options, shape: BenchModelShape, type: BenchType, 
   log(`\n== ${shape.title} (${shape.layers} layers) ${type.toUpperCase()}, ${threads} thread${threads > 1 ? 's' : ''} — ` +
     `${path.basename(file.path)} ${(file.bytes / 1e9).toFixed(2)} GB; read bandwidth ${bw.best.toFixed(1)} GB/s (best of 7, median ${bw.median.toFixed(1)})`);
   const job = (engine: EngineName): RunnerJob => ({
-    engine, model: file.path, threads, contextSize: o.context, parallel: o.batch, kv: o.kv,
+    engine, model: file.path, threads, contextSize: o.context, parallel: o.batch, kv: o.kv, weights: o.weights,
     warmup: { prompt: tokens(32, 99), tokens: 4 },
     prompt: tokens(o.prompt, 1), decodeTokens: o.decode,
     batchPrompts: Array.from({ length: o.batch }, (_, i) => tokens(o.batchPrompt, 100 + i)), batchTokens: o.batchDecode ?? o.decode,
@@ -346,7 +354,7 @@ async function main(): Promise<void> {
   log(`e2e benchmark: quantmoe vs llama.cpp (node-llama-cpp) — ${cpuModel}, ${os.cpus().length} CPUs, ` +
     `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   log(`${o.quick ? 'QUICK mode (2 layers); ' : ''}runs ${o.runs} per engine (alternating), prompt ${o.prompt}, decode ${o.decode}, ` +
-    `batch ${o.batch} x ${o.batchPrompt}-token prompts x ${o.batchDecode ?? o.decode} tokens, context ${o.context}/sequence, KV ${o.kv}, discard runs with other processes > ${o.maxOther} cores`);
+    `batch ${o.batch} x ${o.batchPrompt}-token prompts x ${o.batchDecode ?? o.decode} tokens, context ${o.context}/sequence, KV ${o.kv}, quantmoe weights in ${o.weights}, discard runs with other processes > ${o.maxOther} cores`);
   const t0 = Date.now();
   const results: ConfigResult[] = [];
   for (const name of o.models) {

@@ -44,6 +44,10 @@ export interface MappedFile {
   readonly byteLength: number;
   /** A copy of bytes [offset, offset+length). */
   read(offset: number, length: number): Buffer;
+  /** True for an anonymous in-memory copy (mapFile(path, { inMemory: true })), false for a mapping. */
+  readonly inMemory: boolean;
+  /** In-memory copies only: reads bytes [offset, offset+length) of the file into the copy (parallel pread). */
+  fill(offset: number, length: number, options?: { threads?: number }): void;
   dispose(): void;
 }
 
@@ -88,7 +92,8 @@ export interface NativeAddon extends QgemmOps, RoutingOps, MoeOps, AttentionOps,
   setErrorFactory(factory: (code: string, message: string) => Error): void;
   tensorFromData(dtype: DTypeName, shape: number[], data: ArrayBufferView | ArrayBuffer): Tensor;
   tensorEmpty(dtype: DTypeName, shape: number[]): Tensor;
-  mapFile(path: string): MappedFile;
+  /** A read-only mapping of the file, or with inMemory an anonymous huge-page copy that fill() loads. */
+  mapFile(path: string, options?: { inMemory?: boolean }): MappedFile;
   tensorFromMapped(file: MappedFile, offset: number, dtype: DTypeName, shape: number[]): Tensor;
   matmul(x: Tensor, w: Tensor, options?: MatmulOptions): Tensor;
 }

@@ -13,6 +13,8 @@ export interface RunnerJob {
   /** Sequences the engine is set up for (quantmoe parallel, llama.cpp context sequences). */
   parallel: number;
   kv: 'f16' | 'f32';
+  /** quantmoe's LoadOptions.weights (llama.cpp ignores it). */
+  weights: 'memory' | 'mapped';
   /** Untimed first generation (pages the weights in, warms caches). */
   warmup: { prompt: number[]; tokens: number };
   /** Batch 1: prefill this prompt, then decode `decodeTokens` tokens greedily. */

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const { loadModel } = require(index) as QuantMoe;
   const tImport = performance.now();
   const model = await loadModel(job.model, {
-    threads: job.threads, contextSize: job.contextSize, parallel: job.parallel, kvCacheType: job.kv, device: 'cpu',
+    threads: job.threads, contextSize: job.contextSize, parallel: job.parallel, kvCacheType: job.kv, weights: job.weights, device: 'cpu',
   });
   const s1 = cpuSnapshot();
   const info = model.info();
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     tokens,
     notes: [
       `load: import ${((tImport - s0.t) / 1000).toFixed(2)} s, loadModel ${((s1.t - tImport) / 1000).toFixed(2)} s`,
-      `threads ${job.threads}, parallel ${job.parallel}, context ${info.contextSize}/sequence, KV ${job.kv}, ` +
+      `threads ${job.threads}, parallel ${job.parallel}, context ${info.contextSize}/sequence, KV ${job.kv}, weights in ${job.weights}, ` +
         `weights ${(info.bytes / 1e9).toFixed(2)} GB`,
     ],
   };

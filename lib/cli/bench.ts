@@ -5,6 +5,7 @@ import { loadModel } from '../runtime/model';
 export interface BenchOptions {
   model: string;
   threads?: number;
+  weights?: 'mapped' | 'memory';
   prompt: number;
   decode: number;
   batch: number;
@@ -24,7 +25,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 export async function benchModel(o: BenchOptions): Promise<BenchResult> {
   const t0 = performance.now();
-  const model = await loadModel(o.model, { threads: o.threads, contextSize: o.prompt + o.decode + 8, parallel: Math.max(1, o.batch) });
+  const model = await loadModel(o.model, { threads: o.threads, weights: o.weights, contextSize: o.prompt + o.decode + 8, parallel: Math.max(1, o.batch) });
   const loadSeconds = (performance.now() - t0) / 1000;
   try {
     const V = model.info().vocabSize;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // quantmoe command line: a thin shell over the public API.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 
 import { convertHFToGGUF } from '../convert/hf-to-gguf';
 import type { ConvertType } from '../convert/hf-to-gguf';
@@ -23,6 +23,7 @@ interface CommonOpts {
   model?: string;
   threads?: number;
   ctx?: number;
+  weights?: 'mapped' | 'memory';
   json?: boolean;
   progress?: boolean;
 }
@@ -49,6 +50,8 @@ function addModelOptions(c: Command): Command {
     .option('-m, --model <path>', 'a .gguf file or a Hugging Face folder (default: the shipped kjv-moe model)')
     .option('-t, --threads <n>', 'CPU threads', parseIntOption('threads'))
     .option('-c, --ctx <n>', 'context size in tokens', parseIntOption('ctx'))
+    .addOption(new Option('--weights <where>', "'memory': a huge-page copy (faster decode); 'mapped': the file's pages (instant load, shared)")
+      .choices(['memory', 'mapped']).default('memory'))
     .option('--json', 'machine-readable output')
     .option('--no-progress', 'no progress bar');
 }
@@ -68,7 +71,9 @@ function addSamplingOptions(c: Command): Command {
 async function open(o: CommonOpts): Promise<Model> {
   const bar = progressBar('loading', o.progress !== false && !o.json && process.stderr.isTTY === true);
   try {
-    return await loadModel(o.model ?? defaultModelPath(), { threads: o.threads, contextSize: o.ctx, onProgress: (p) => bar.update(p.fraction) });
+    return await loadModel(o.model ?? defaultModelPath(), {
+      threads: o.threads, contextSize: o.ctx, weights: o.weights, onProgress: (p) => bar.update(p.fraction),
+    });
   } finally {
     bar.stop();
   }
@@ -319,7 +324,7 @@ addModelOptions(program.command('bench'))
   .option('--batch <n>', 'concurrent sequences for the batched decode', parseIntOption('batch'), 4)
   .option('--runs <n>', 'runs (median reported)', parseIntOption('runs'), 3)
   .action(action(async (o: CommonOpts & { prompt: number; decode: number; batch: number; runs: number }) => {
-    const r = await benchModel({ model: o.model ?? defaultModelPath(), threads: o.threads, prompt: o.prompt, decode: o.decode, batch: o.batch, runs: o.runs });
+    const r = await benchModel({ model: o.model ?? defaultModelPath(), threads: o.threads, weights: o.weights, prompt: o.prompt, decode: o.decode, batch: o.batch, runs: o.runs });
     if (o.json) {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       return;
@@ -374,7 +379,7 @@ addModelOptions(program.command('serve'))
     let model: Model;
     try {
       model = await loadModel(o.model ?? defaultModelPath(), {
-        threads: o.threads, contextSize: o.ctx, parallel: o.parallel, onProgress: (p) => bar.update(p.fraction),
+        threads: o.threads, contextSize: o.ctx, parallel: o.parallel, weights: o.weights, onProgress: (p) => bar.update(p.fraction),
       });
     } finally {
       bar.stop();

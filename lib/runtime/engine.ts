@@ -43,7 +43,9 @@ export class Engine {
 
   async load(path: string, opts: EngineOptions): Promise<ModelInfoCore> {
     this.opts = opts;
-    const loaded = await loadWeights(path, (f) => this.emit({ t: 'progress', fraction: f }));
+    const loaded = await loadWeights(path, (f) => this.emit({ t: 'progress', fraction: f }), {
+      placement: opts.weights, threads: opts.threads,
+    });
     try {
       const s = loaded.spec;
       const contextSize = Math.min(opts.contextSize, s.contextLength > 0 ? s.contextLength : opts.contextSize);

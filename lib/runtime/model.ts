@@ -27,6 +27,14 @@ export interface LoadOptions {
   parallel?: number;
   /** KV cache precision (default 'f16', as llama.cpp). */
   kvCacheType?: 'f32' | 'f16';
+  /**
+   * Where the weights live. 'memory' (default): a copy in transparent huge pages, read from the file
+   * by all threads at load (about 0.5-1.5 s per 4 GB from the page cache); decode reads 2 MB pages
+   * 15-30 % faster than the file's 4 KB pages. 'mapped': the file's page-cache pages themselves
+   * (instant load, shared between processes that map the same file, slower decode).
+   * Resident memory is about the file size either way.
+   */
+  weights?: 'mapped' | 'memory';
   onProgress?: (p: { phase: 'load'; fraction: number }) => void;
   signal?: AbortSignal;
 }
@@ -115,6 +123,8 @@ export class Model {
     if (!Number.isInteger(parallel) || parallel < 1 || parallel > 256) throw new QuantMoeError('E_ARGUMENT', `parallel must be an integer in [1, 256], got ${parallel}`);
     const contextSize = options.contextSize ?? 4096;
     if (!Number.isInteger(contextSize) || contextSize < 1) throw new QuantMoeError('E_ARGUMENT', `contextSize must be a positive integer, got ${contextSize}`);
+    const weights = options.weights ?? 'memory';
+    if (weights !== 'mapped' && weights !== 'memory') throw new QuantMoeError('E_ARGUMENT', `weights must be 'mapped' or 'memory', got ${String(weights)}`);
     const resolved = path.resolve(modelPath);
     const tokenizer = fs.existsSync(resolved) && fs.statSync(resolved).isDirectory()
       ? await Tokenizer.fromHFFolder(resolved)
@@ -122,7 +132,7 @@ export class Model {
     const worker = new Worker(workerPath());
     const msg: ToWorker = {
       t: 'load', path: resolved,
-      options: { threads, contextSize, parallel, prefillChunk: 256, kvType: options.kvCacheType ?? 'f16' },
+      options: { threads, contextSize, parallel, prefillChunk: 256, kvType: options.kvCacheType ?? 'f16', weights },
     };
     const core = await new Promise<ModelInfoCore>((resolve, reject) => {
       const onAbort = () => {

@@ -10,6 +10,8 @@ export interface EngineOptions {
   /** Prompt tokens per prefill chunk. */
   prefillChunk: number;
   kvType: 'f32' | 'f16';
+  /** Where the weights live (see LoadOptions.weights). */
+  weights: 'mapped' | 'memory';
 }
 
 export interface ModelInfoCore {

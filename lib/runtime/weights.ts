@@ -1,5 +1,5 @@
-// Maps a model's weight files and wraps every tensor as a native Tensor that borrows the mapped
-// pages (never copied through the JS heap). Names are GGUF names (see models/names.ts).
+// Maps a model's weight files (or copies them into huge-page memory, see WeightPlacement) and wraps
+// every tensor as a native Tensor that borrows those bytes (never copied through the JS heap). Names are GGUF names (see models/names.ts).
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -95,7 +95,52 @@ function ggufDType(typeName: string, tensor: string, file: string): DTypeName {
   return n as DTypeName;
 }
 
-export async function loadWeights(target: string, onProgress?: (fraction: number) => void): Promise<LoadedWeights> {
+/** Where the weights live: 'mapped' (the file's pages, shared, instant) or 'memory' (a huge-page copy, faster decode). */
+export type WeightPlacement = 'mapped' | 'memory';
+
+export interface WeightLoadOptions {
+  placement?: WeightPlacement;
+  /** Threads for the parallel read of 'memory' placement (default: all cores). */
+  threads?: number;
+}
+
+const kFillSlice = 256 * 2 ** 20; // bytes per fill() call: progress and worker termination between slices
+
+/**
+ * Opens every weight file: mapped, or copied into memory with progress over [0, 0.9) of the load
+ * (tensor wrapping takes the rest). Files are disposed again if a later one fails.
+ */
+async function openWeightFiles(
+  files: readonly string[], opts: WeightLoadOptions, onProgress?: (fraction: number) => void,
+): Promise<MappedFile[]> {
+  const inMemory = opts.placement === 'memory';
+  const out: MappedFile[] = [];
+  try {
+    for (const f of files) out.push(native().mapFile(f, { inMemory }));
+    if (inMemory) {
+      const total = out.reduce((a, m) => a + m.byteLength, 0);
+      let done = 0;
+      for (const m of out) {
+        for (let off = 0; off < m.byteLength; off += kFillSlice) {
+          const len = Math.min(kFillSlice, m.byteLength - off);
+          m.fill(off, len, { threads: opts.threads });
+          done += len;
+          onProgress?.((0.9 * done) / Math.max(1, total));
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+    }
+    return out;
+  } catch (e) {
+    for (const m of out) m.dispose();
+    throw e;
+  }
+}
+
+export async function loadWeights(
+  target: string, onProgress?: (fraction: number) => void, opts: WeightLoadOptions = {},
+): Promise<LoadedWeights> {
+  const tensorProgress = (f: number) => onProgress?.(opts.placement === 'memory' ? 0.9 + 0.1 * f : f);
   let stat: fs.Stats;
   try {
     stat = await fs.promises.stat(target);
@@ -107,11 +152,11 @@ export async function loadWeights(target: string, onProgress?: (fraction: number
     if (stat.isFile()) {
       const gguf = await readGGUF(target);
       const spec = specFromGGUF(gguf);
-      const file = native().mapFile(target);
+      const [file] = await openWeightFiles([target], opts, onProgress);
       store.addFile(file);
       gguf.tensors.forEach((info, i) => {
         store.set(info.name, native().tensorFromMapped(file, info.offset, ggufDType(info.typeName, info.name, target), [...info.shape]));
-        onProgress?.((i + 1) / gguf.tensors.length);
+        tensorProgress((i + 1) / gguf.tensors.length);
       });
       validateWeights(spec, store.lookup(), target);
       return { spec, weights: store, gguf };
@@ -120,11 +165,11 @@ export async function loadWeights(target: string, onProgress?: (fraction: number
     const spec = specFromHF(hf.config);
     if (!hf.weights) throw new QuantMoeError('E_FORMAT', `${target}: no safetensors weights found`);
     const mapped = new Map<string, MappedFile>();
-    for (const f of hf.weights.files) {
-      const m = native().mapFile(f);
-      mapped.set(path.resolve(f), m);
-      store.addFile(m);
-    }
+    const opened = await openWeightFiles(hf.weights.files, opts, onProgress);
+    hf.weights.files.forEach((f, i) => {
+      mapped.set(path.resolve(f), opened[i]);
+      store.addFile(opened[i]);
+    });
     hf.weights.tensors.forEach((info, i) => {
       const name = hfToGGUFName(info.name);
       if (!name) return; // tensors we do not use (e.g. rotary inv_freq buffers)
@@ -135,7 +180,7 @@ export async function loadWeights(target: string, onProgress?: (fraction: number
       const file = mapped.get(path.resolve(info.file));
       if (!file) throw new QuantMoeError('E_FORMAT', `${target}: tensor '${info.name}' points at an unknown shard ${info.file}`);
       store.set(name, native().tensorFromMapped(file, info.offset, dtype, [...info.shape]));
-      onProgress?.((i + 1) / hf.weights!.tensors.length);
+      tensorProgress((i + 1) / hf.weights!.tensors.length);
     });
     validateWeights(spec, store.lookup(), target);
     return { spec, weights: store, hf };

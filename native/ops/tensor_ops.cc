@@ -51,8 +51,17 @@ Napi::Value TensorEmpty(const Napi::CallbackInfo& info) {
   return Tensor::New(info.Env(), dt, shape, alloc_cpu_storage(tensor_bytes(dt, shape), true));
 }
 
+// mapFile(path, { inMemory }): a read-only mapping, or (inMemory) an anonymous copy to fill().
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
-  return MappedFile::Open(info.Env(), arg_string(info, 0, "path"));
+  const std::string path = arg_string(info, 0, "path");
+  bool in_memory = false;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    if (!info[1].IsObject()) fail("E_ARGUMENT", "mapFile: options must be an object");
+    Napi::Value v = info[1].As<Napi::Object>().Get("inMemory");
+    if (!v.IsUndefined() && !v.IsBoolean()) fail("E_ARGUMENT", "mapFile: inMemory must be a boolean");
+    in_memory = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+  }
+  return in_memory ? MappedFile::OpenInMemory(info.Env(), path) : MappedFile::Open(info.Env(), path);
 }
 
 // tensorFromMapped(file, offset, dtype, shape) -> Tensor borrowing the mapped bytes

@@ -74,6 +74,38 @@ describe('Tensor handles', () => {
       expect(code(() => native().tensorFromMapped(m, 8, 'f32', [2, 4]))).toBe('E_DISPOSED');
     });
 
+    it('copies the file into memory with fill(), and tensors borrow the copy', () => {
+      const m = native().mapFile(file, { inMemory: true });
+      expect(m.inMemory).toBe(true);
+      expect(m.byteLength).toBe(8 + 32);
+      m.fill(0, 20, { threads: 2 }); // two slices, as loadWeights fills in pieces
+      m.fill(20, 20);
+      expect(m.read(0, 8).toString()).toBe('HEADER!!');
+      const t = native().tensorFromMapped(m, 8, 'f32', [2, 4]);
+      expect(t.owned).toBe(false); // read-only like a mapping
+      m.dispose();
+      expect(Array.from(new Float32Array(t.toArrayBuffer()))).toEqual(Array.from(values));
+      expect(code(() => t.write(new Float32Array(8)))).toBe('E_ARGUMENT');
+      expect(native().mapFile(file).inMemory).toBe(false);
+    });
+
+    it('fill() rejects bad ranges, mapped handles, and a file truncated since it was opened', () => {
+      const m = native().mapFile(file, { inMemory: true });
+      expect(code(() => m.fill(30, 100))).toBe('E_ARGUMENT');
+      expect(code(() => m.fill(-1, 4))).toBe('E_ARGUMENT');
+      expect(code(() => m.fill(0.5, 4))).toBe('E_ARGUMENT');
+      expect(code(() => native().mapFile(file).fill(0, 8))).toBe('E_ARGUMENT');
+      expect(code(() => native().mapFile(file, { inMemory: 'yes' as unknown as boolean }))).toBe('E_ARGUMENT');
+      const cut = path.join(dir, 'cut.bin');
+      fs.copyFileSync(file, cut);
+      const c = native().mapFile(cut, { inMemory: true });
+      fs.truncateSync(cut, 10);
+      expect(code(() => c.fill(0, 40))).toBe('E_IO');
+      c.dispose();
+      m.dispose();
+      expect(code(() => m.fill(0, 8))).toBe('E_DISPOSED');
+    });
+
     it('rejects ranges outside the file and missing files', () => {
       const m = native().mapFile(file);
       expect(code(() => native().tensorFromMapped(m, 12, 'f32', [2, 4]))).toBe('E_FORMAT');

@@ -191,6 +191,21 @@ describe('loading and disposing', () => {
     expect(await codeOf(loadModel(cut))).toBe('E_FORMAT');
   });
 
+  it("weights: 'memory' (default) and 'mapped' compute the same logits; a bad value is E_ARGUMENT", async () => {
+    const mapped = await loadModel(dir, { threads: 2, contextSize: 64, weights: 'mapped' });
+    const memory = await loadModel(dir, { threads: 2, contextSize: 64, weights: 'memory' });
+    try {
+      const a = await mapped.logits([1, 2, 3, 4, 5]);
+      const b = await memory.logits([1, 2, 3, 4, 5]);
+      expect(a.length).toBeGreaterThan(0);
+      expect(Array.from(b)).toEqual(Array.from(a));
+    } finally {
+      await mapped.dispose();
+      await memory.dispose();
+    }
+    expect(await codeOf(loadModel(dir, { weights: 'disk' as unknown as 'mapped' }))).toBe('E_ARGUMENT');
+  });
+
   it('dispose during generation ends it with E_DISPOSED; later calls fail with E_DISPOSED', async () => {
     const m = await loadModel(dir, { threads: 1, contextSize: 64 });
     const settled = codeOf(m.complete([1, 2, 3], { maxTokens: 60, ignoreEos: true }));
