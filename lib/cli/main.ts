@@ -333,7 +333,7 @@ addModelOptions(program.command('bench'))
       `load:            ${r.loadSeconds.toFixed(2)} s`,
       `prefill:         ${r.prefillTokensPerSecond.toFixed(1)} tok/s (${o.prompt}-token prompt)`,
       `decode:          ${r.decodeTokensPerSecond.toFixed(1)} tok/s (batch 1)`,
-      `decode batch ${r.batch}:  ${r.batchDecodeTokensPerSecond.toFixed(1)} tok/s (all sequences)`,
+      ...(r.batch > 1 ? [`decode batch ${r.batch}:  ${r.batchDecodeTokensPerSecond.toFixed(1)} tok/s (all sequences)`] : []),
       `peak RSS:        ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB (this process; the engine runs in a worker thread of it)`,
     ].join('\n') + '\n');
   }));
