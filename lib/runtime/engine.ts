@@ -44,7 +44,9 @@ export class Engine {
   async load(path: string, opts: EngineOptions): Promise<ModelInfoCore> {
     this.opts = opts;
     const loaded = await loadWeights(path, (f) => this.emit({ t: 'progress', fraction: f }), {
-      placement: opts.weights, threads: opts.threads,
+      // the copy uses every core whatever the inference thread count: the others are idle during
+      // load, and where a VM backs fresh memory slowly (0.3-0.5 GB/s per core here) it matters most
+      placement: opts.weights,
     });
     try {
       const s = loaded.spec;
@@ -74,6 +76,11 @@ export class Engine {
   }
 
   submit(r: SubmitRequest): void {
+    if (r.requireRoom && r.tokens.length + r.maxTokens > this.opts.contextSize) {
+      throw new QuantMoeError('E_CONTEXT_OVERFLOW',
+        `the prompt has ${r.tokens.length} tokens and up to ${r.maxTokens} more were asked for, but the context holds ` +
+        `${this.opts.contextSize}; lower max_tokens to at most ${Math.max(0, this.opts.contextSize - r.tokens.length)} or shorten the prompt`);
+    }
     this.enqueue(r.id, r.tokens, false, r.maxTokens, new Sampler(r.sampling), new Set(r.stopTokens));
   }
 

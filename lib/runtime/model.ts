@@ -42,6 +42,11 @@ export interface LoadOptions {
 export interface GenerateOptions extends SamplingOptions {
   /** Default 256. */
   maxTokens?: number;
+  /**
+   * Reject (E_CONTEXT_OVERFLOW, before any token) a request whose prompt plus maxTokens does not fit
+   * the context, as the OpenAI API does; by default generation just stops there with 'length'.
+   */
+  requireRoom?: boolean;
   stop?: string[];
   /** Keep going past end-of-sequence tokens. */
   ignoreEos?: boolean;
@@ -291,7 +296,7 @@ export class Model {
     const onAbort = () => this.post({ t: 'abort', id });
     signal?.addEventListener('abort', onAbort, { once: true });
     this.post({
-      t: 'submit', id, tokens, maxTokens,
+      t: 'submit', id, tokens, maxTokens, requireRoom: options.requireRoom === true,
       sampling: {
         temperature: options.temperature, topK: options.topK, topP: options.topP, minP: options.minP,
         repeatPenalty: options.repeatPenalty, frequencyPenalty: options.frequencyPenalty,

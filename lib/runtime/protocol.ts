@@ -29,6 +29,8 @@ export interface SubmitRequest {
   id: number;
   tokens: number[];
   maxTokens: number;
+  /** E_CONTEXT_OVERFLOW up front when prompt + maxTokens exceeds the context (else stop with 'length'). */
+  requireRoom: boolean;
   sampling: SamplingOptions;
   stopTokens: number[];
 }

@@ -100,7 +100,7 @@ export type WeightPlacement = 'mapped' | 'memory';
 
 export interface WeightLoadOptions {
   placement?: WeightPlacement;
-  /** Threads for the parallel read of 'memory' placement (default: all cores). */
+  /** Threads for the parallel read of 'memory' placement (default: all hardware threads). */
   threads?: number;
 }
 

@@ -118,7 +118,8 @@ function common(f: Fields, limits: ValidationLimits, maxTokensParam: string, def
   checkModel(f, limits);
   const n = f.number('n', { integer: true, min: 1 });
   if (n !== undefined && n !== 1) throw unsupported('n', `'n' must be 1: this server returns one choice per request (got ${n}); send ${n} requests instead`);
-  const maxTokens = f.number(maxTokensParam, { integer: true }) ?? defaultMaxTokens;
+  const explicitMaxTokens = f.number(maxTokensParam, { integer: true });
+  const maxTokens = explicitMaxTokens ?? defaultMaxTokens;
   if (maxTokens < 1 || maxTokens > limits.maxTokensLimit) {
     throw outOfRange(maxTokensParam, `an integer in [1, ${limits.maxTokensLimit}] (the server's maxTokensLimit)`, maxTokens);
   }
@@ -135,6 +136,9 @@ function common(f: Fields, limits: ValidationLimits, maxTokensParam: string, def
   }
   const options: GenerateOptions = {
     maxTokens,
+    // an explicit max_tokens that cannot fit after the prompt is a 400, as in the OpenAI API; the
+    // default only caps the length (generation stops with 'length' at the end of the context)
+    requireRoom: explicitMaxTokens !== undefined ? true : undefined,
     temperature: f.number('temperature', { min: 0, max: 2 }),
     topP: f.number('top_p', { min: 0, max: 1, minExclusive: true }),
     topK: f.number('top_k', { integer: true, min: 0 }),

@@ -186,6 +186,24 @@ describe('errors from the model', () => {
     expectError(await post(`${url}/v1/chat/completions`, { messages: [{ role: 'user', content: long }], max_tokens: 2 }), 400, 'context_length_exceeded');
   });
 
+  it('prompt + an explicit max_tokens over the context → 400 naming the room left; without max_tokens it stops at the context', async () => {
+    const ids = Array.from({ length: CONTEXT - 10 }, () => 5);
+    for (const stream of [false, true]) {
+      const r = await post(`${url}/v1/completions`, { prompt: ids, max_tokens: 11, stream });
+      expectError(r, 400, 'context_length_exceeded');
+      expect(r.body.error.message).toMatch(/at most 10/);
+    }
+    const fits = await post(`${url}/v1/completions`, { prompt: ids, max_tokens: 10, ignore_eos: true, temperature: 0 });
+    expect(fits.status).toBe(200);
+    expect(fits.body.usage.completion_tokens).toBe(10);
+    // a message of CONTEXT - 40 .. CONTEXT - 20 tokens (more with the chat template) + max_tokens LIMIT
+    let content = '';
+    while (fx.model.tokenize(content).length < CONTEXT - 40) content += 'and the king said unto them ';
+    expect(fx.model.tokenize(content).length).toBeLessThan(CONTEXT - 20);
+    const chat = await post(`${url}/v1/chat/completions`, { messages: [{ role: 'user', content }], max_tokens: LIMIT });
+    expectError(chat, 400, 'context_length_exceeded');
+  });
+
   it('an empty prompt (no tokens) → 400', async () => {
     expectError(await post(`${url}/v1/completions`, { prompt: '', max_tokens: 2 }), 400, 'invalid_value');
   });
