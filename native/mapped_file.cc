@@ -35,12 +35,15 @@ MappedFile::MappedFile(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapped
     throw make_error(info.Env(), "E_ARGUMENT", "MappedFile cannot be constructed directly; use mapFile(path)");
 }
 
-Napi::Object MappedFile::Open(Napi::Env env, const std::string& path) {
+namespace {
+
+// Opens `path` for reading after checking it is a regular file; returns the descriptor and its size.
+int open_regular_file(const std::string& path, size_t* bytes) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("E_IO", "cannot open '" + path + "': " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
-    int e = errno;
+    const int e = errno;
     ::close(fd);
     fail("E_IO", "cannot stat '" + path + "': " + std::strerror(e));
   }
@@ -48,56 +51,58 @@ Napi::Object MappedFile::Open(Napi::Env env, const std::string& path) {
     ::close(fd);
     fail("E_IO", "'" + path + "' is not a regular file");
   }
+  *bytes = static_cast<size_t>(st.st_size);
+  return fd;
+}
+
+// The file's pages, read-only (the mapping stays valid after fd is closed).
+void map_file(int fd, const std::string& path, Storage* s) {
+  void* p = ::mmap(nullptr, s->bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED) fail("E_IO", "cannot map '" + path + "': " + std::strerror(errno));
+  const size_t len = s->bytes;
+  s->data = static_cast<uint8_t*>(p);
+  s->owner = std::shared_ptr<void>(p, [len](void* q) { ::munmap(q, len); });
+}
+
+// Anonymous memory for a copy, rounded up to whole 2 MB pages and advised onto transparent huge
+// pages (advice only: without THP the copy works on 4 KB pages); committed as fill() writes it.
+void alloc_copy(const std::string& path, Storage* s) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  const size_t len = (s->bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) fail("E_OUT_OF_MEMORY", "cannot allocate " + std::to_string(s->bytes) + " bytes for '" + path + "'");
+#ifdef MADV_HUGEPAGE
+  ::madvise(p, len, MADV_HUGEPAGE);
+#endif
+  s->data = static_cast<uint8_t*>(p);
+  s->owner = std::shared_ptr<void>(p, [len](void* q) { ::munmap(q, len); });
+}
+
+}  // namespace
+
+Napi::Object MappedFile::Open(Napi::Env env, const std::string& path, bool in_memory) {
   auto s = std::make_shared<Storage>();
-  s->bytes = static_cast<size_t>(st.st_size);
-  if (s->bytes > 0) {
-    void* p = ::mmap(nullptr, s->bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
-      fail("E_IO", "cannot map '" + path + "': " + std::strerror(e));
+  const int fd = open_regular_file(path, &s->bytes);
+  try {
+    if (s->bytes > 0) {
+      if (in_memory)
+        alloc_copy(path, s.get());
+      else
+        map_file(fd, path, s.get());
     }
-    const size_t len = s->bytes;
-    s->data = static_cast<uint8_t*>(p);
-    s->owner = std::shared_ptr<void>(p, [len](void* q) { ::munmap(q, len); });
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
-  ::close(fd);  // the mapping stays valid
+  ::close(fd);  // a mapping stays valid; fill() reopens the file for a copy
+  // Tensors borrow either kind read-only, like a mapping (and V8 is not told of GBs of "external"
+  // memory for an in-memory copy).
   s->owned = false;
   Napi::Object obj = instance(env)->mapped_file_ctor.New({Napi::String::New(env, kInternalToken)});
   MappedFile* m = Unwrap(obj);
   m->path_ = path;
   m->storage_ = std::move(s);
-  return obj;
-}
-
-Napi::Object MappedFile::OpenInMemory(Napi::Env env, const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("E_IO", "cannot open '" + path + "': " + std::strerror(errno));
-  struct stat st {};
-  const bool ok = ::fstat(fd, &st) == 0;
-  const int e = errno;
-  ::close(fd);  // fill() reopens: no descriptor is held between calls
-  if (!ok) fail("E_IO", "cannot stat '" + path + "': " + std::strerror(e));
-  if (!S_ISREG(st.st_mode)) fail("E_IO", "'" + path + "' is not a regular file");
-  auto s = std::make_shared<Storage>();
-  s->bytes = static_cast<size_t>(st.st_size);
-  if (s->bytes > 0) {
-    // Rounded up to whole 2 MB pages; the kernel commits memory as fill() writes it.
-    const size_t len = (s->bytes + (size_t(2) << 20) - 1) / (size_t(2) << 20) * (size_t(2) << 20);
-    void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) fail("E_OUT_OF_MEMORY", "cannot allocate " + std::to_string(s->bytes) + " bytes for '" + path + "'");
-#ifdef MADV_HUGEPAGE
-    ::madvise(p, len, MADV_HUGEPAGE);  // advice only: without THP the copy still works, on 4 KB pages
-#endif
-    s->data = static_cast<uint8_t*>(p);
-    s->owner = std::shared_ptr<void>(p, [len](void* q) { ::munmap(q, len); });
-  }
-  s->owned = false;  // like a mapping: tensors borrow it read-only (and V8 is not told 4 GB of "external" memory)
-  Napi::Object obj = instance(env)->mapped_file_ctor.New({Napi::String::New(env, kInternalToken)});
-  MappedFile* m = Unwrap(obj);
-  m->path_ = path;
-  m->storage_ = std::move(s);
-  m->in_memory_ = true;
+  m->in_memory_ = in_memory;
   return obj;
 }
 
@@ -147,11 +152,7 @@ Napi::Value MappedFile::Fill(const Napi::CallbackInfo& info) {
         off + len > static_cast<double>(s->bytes))
       fail("E_ARGUMENT", "fill(" + std::to_string(off) + ", " + std::to_string(len) + ") is outside '" + path_ + "' (" +
                              std::to_string(s->bytes) + " bytes)");
-    int threads = hardware_threads();
-    if (info.Length() > 2 && info[2].IsObject()) {
-      Napi::Value t = info[2].As<Napi::Object>().Get("threads");
-      if (t.IsNumber()) threads = std::max(1, std::min(1024, t.As<Napi::Number>().Int32Value()));
-    }
+    const int threads = opt_threads(arg_object(info, 2, "fill: options", true));
     int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail("E_IO", "fill: cannot open '" + path_ + "': " + std::strerror(errno));
     const size_t o0 = static_cast<size_t>(off), n = static_cast<size_t>(len);

@@ -20,9 +20,8 @@ namespace qm {
 class MappedFile : public Napi::ObjectWrap<MappedFile> {
  public:
   static Napi::Function Init(Napi::Env env);
-  static Napi::Object Open(Napi::Env env, const std::string& path);
-  // An anonymous copy of the file, allocated but not yet filled (see fill).
-  static Napi::Object OpenInMemory(Napi::Env env, const std::string& path);
+  // The file mapped, or (in_memory) an anonymous copy allocated but not yet filled (see fill).
+  static Napi::Object Open(Napi::Env env, const std::string& path, bool in_memory);
   static bool IsMappedFile(Napi::Env env, Napi::Value v);
   explicit MappedFile(const Napi::CallbackInfo& info);
 

@@ -43,11 +43,7 @@ export class Engine {
 
   async load(path: string, opts: EngineOptions): Promise<ModelInfoCore> {
     this.opts = opts;
-    const loaded = await loadWeights(path, (f) => this.emit({ t: 'progress', fraction: f }), {
-      // the copy uses every core whatever the inference thread count: the others are idle during
-      // load, and where a VM backs fresh memory slowly (0.3-0.5 GB/s per core here) it matters most
-      placement: opts.weights,
-    });
+    const loaded = await loadWeights(path, (f) => this.emit({ t: 'progress', fraction: f }), { placement: opts.weights });
     try {
       const s = loaded.spec;
       const contextSize = Math.min(opts.contextSize, s.contextLength > 0 ? s.contextLength : opts.contextSize);

@@ -1,5 +1,6 @@
 // Maps a model's weight files (or copies them into huge-page memory, see WeightPlacement) and wraps
-// every tensor as a native Tensor that borrows those bytes (never copied through the JS heap). Names are GGUF names (see models/names.ts).
+// every tensor as a native Tensor that borrows those bytes (never copied through the JS heap).
+// Names are GGUF names (see models/names.ts).
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -100,8 +101,6 @@ export type WeightPlacement = 'mapped' | 'memory';
 
 export interface WeightLoadOptions {
   placement?: WeightPlacement;
-  /** Threads for the parallel read of 'memory' placement (default: all hardware threads). */
-  threads?: number;
 }
 
 const kFillSlice = 256 * 2 ** 20; // bytes per fill() call: progress and worker termination between slices
@@ -123,7 +122,9 @@ async function openWeightFiles(
       for (const m of out) {
         for (let off = 0; off < m.byteLength; off += kFillSlice) {
           const len = Math.min(kFillSlice, m.byteLength - off);
-          m.fill(off, len, { threads: opts.threads });
+          // all hardware threads, whatever the inference thread count: the others idle during load,
+          // and where a VM backs fresh memory slowly (0.3-0.5 GB/s per core here) it matters most
+          m.fill(off, len);
           done += len;
           onProgress?.((0.9 * done) / Math.max(1, total));
           await new Promise((r) => setImmediate(r));

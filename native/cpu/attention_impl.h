@@ -70,26 +70,21 @@ void attn_rows_impl(const AttnConfig& c, const AttnKV& kv, const AttnRow* rows, 
       Ops::qk_i8(qa8, na, kv.k8 + j0 * kv.k8_stride, kv.k8_stride, nk, S, BK);
       const float ksc = kv.kscale[j0 / kv.kscale_block] * c.scale;
       for (int i = 0; i < na; ++i) Ops::scale(S + static_cast<size_t>(i) * BK, nk, rows[act[i]].qscale * ksc);
-    } else if (direct) {
-      // read in Ops::qk below
-    } else if (kv.dtype == DType::F16) {
+    } else if (kv.dtype == DType::F16 && !direct) {
       Ops::stage_f16(static_cast<const uint16_t*>(kv.k) + j0 * kv.stride, kv.stride, nk, D, bufK.data());
       K = bufK.data();
       ks = D;
-    } else {
+    } else if (kv.dtype != DType::F16) {
       K = static_cast<const float*>(kv.k) + j0 * kv.stride;
       ks = kv.stride;
     }
     if (!kv.k8) {
       const float* qa[kAttnMaxRows];
       for (int i = 0; i < na; ++i) qa[i] = rows[act[i]].q;
-      if constexpr (Ops::kDirectF16Rows > 0) {
-        if (direct)
-          Ops::qk(qa, na, static_cast<const uint16_t*>(kv.k) + j0 * kv.stride, kv.stride, nk, D, c.scale, S, BK);
-        else
-          Ops::qk(qa, na, K, ks, nk, D, c.scale, S, BK);
-      } else {
+      if (!direct) {
         Ops::qk(qa, na, K, ks, nk, D, c.scale, S, BK);
+      } else if constexpr (Ops::kDirectF16Rows > 0) {  // only those Ops have the f16 overloads
+        Ops::qk(qa, na, static_cast<const uint16_t*>(kv.k) + j0 * kv.stride, kv.stride, nk, D, c.scale, S, BK);
       }
     }
     int srow[kAttnMaxRows], orow[kAttnMaxRows];
@@ -126,11 +121,10 @@ void attn_rows_impl(const AttnConfig& c, const AttnKV& kv, const AttnRow* rows, 
       ++npv;
     }
     if (npv == 0) return;
-    if constexpr (Ops::kDirectF16Rows > 0) {
-      if (direct) {
+    if (direct) {
+      if constexpr (Ops::kDirectF16Rows > 0)
         Ops::pv(srow, orow, npv, S, BK, static_cast<const uint16_t*>(kv.v) + j0 * kv.stride, kv.stride, nk, D, O);
-        return;
-      }
+      return;
     }
     if (kv.dtype == DType::F16) {
       Ops::stage_f16(static_cast<const uint16_t*>(kv.v) + j0 * kv.stride, kv.stride, nk, D, bufV.data());

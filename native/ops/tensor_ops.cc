@@ -54,14 +54,7 @@ Napi::Value TensorEmpty(const Napi::CallbackInfo& info) {
 // mapFile(path, { inMemory }): a read-only mapping, or (inMemory) an anonymous copy to fill().
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
   const std::string path = arg_string(info, 0, "path");
-  bool in_memory = false;
-  if (info.Length() > 1 && !info[1].IsUndefined()) {
-    if (!info[1].IsObject()) fail("E_ARGUMENT", "mapFile: options must be an object");
-    Napi::Value v = info[1].As<Napi::Object>().Get("inMemory");
-    if (!v.IsUndefined() && !v.IsBoolean()) fail("E_ARGUMENT", "mapFile: inMemory must be a boolean");
-    in_memory = v.IsBoolean() && v.As<Napi::Boolean>().Value();
-  }
-  return in_memory ? MappedFile::OpenInMemory(info.Env(), path) : MappedFile::Open(info.Env(), path);
+  return MappedFile::Open(info.Env(), path, opt_bool(arg_object(info, 1, "mapFile: options", true), "inMemory", false));
 }
 
 // tensorFromMapped(file, offset, dtype, shape) -> Tensor borrowing the mapped bytes
