@@ -16,7 +16,9 @@ import type { RoutingOps } from './native-ops/routing';
 
 export type DTypeName =
   | 'f32' | 'f16' | 'bf16' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q8_0' | 'q8_1'
-  | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k' | 'i8' | 'i16' | 'i32' | 'i64' | 'f64';
+  | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k' | 'i8' | 'i16' | 'i32' | 'i64' | 'f64'
+  /** Q4_0 / Q8_0 rows repacked in memory for the AVX-512 kernels (repackR16); never in a file. */
+  | 'q4_0_r16' | 'q8_0_r16';
 
 export type DeviceName = 'cpu' | 'cuda';
 export type IsaName = 'scalar' | 'avx2' | 'avx512';

@@ -11,6 +11,8 @@ static const DTypeInfo kInfos[] = {
     {DType::Q5_K, "q5_k", 256, 176}, {DType::Q6_K, "q6_k", 256, 210}, {DType::Q8_K, "q8_k", 256, 292},
     {DType::I8, "i8", 1, 1},       {DType::I16, "i16", 1, 2},     {DType::I32, "i32", 1, 4},
     {DType::I64, "i64", 1, 8},     {DType::F64, "f64", 1, 8},
+    // r16 layouts (cpu/repack.h): the same bytes per row as the plain type
+    {DType::Q4_0_R16, "q4_0_r16", 32, 18}, {DType::Q8_0_R16, "q8_0_r16", 32, 34},
 };
 
 const DTypeInfo* dtype_info(DType t) {

@@ -76,6 +76,7 @@ void alloc_copy(const std::string& path, Storage* s) {
 #endif
   s->data = static_cast<uint8_t*>(p);
   s->owner = std::shared_ptr<void>(p, [len](void* q) { ::munmap(q, len); });
+  s->writable = true;  // repackR16 rewrites weights in place
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ std::shared_ptr<Storage> alloc_cpu_storage(size_t bytes, bool zero) {
     s->device = Device::Cpu;
     s->owner = std::shared_ptr<void>(p, [bytes](void* q) { ::munmap(q, bytes); });
     s->owned = true;
+    s->writable = true;
     return s;
   }
   size_t rounded = (bytes + 63) / 64 * 64;
@@ -39,6 +40,7 @@ std::shared_ptr<Storage> alloc_cpu_storage(size_t bytes, bool zero) {
   s->device = Device::Cpu;
   s->owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   s->owned = true;
+  s->writable = true;
   return s;
 }
 
@@ -53,6 +55,10 @@ size_t tensor_bytes(DType dtype, const std::vector<int64_t>& shape) {
     if (rows > (int64_t(1) << 48)) fail("E_SHAPE", "shape " + shape_str(shape) + " is too large");
   }
   if (inner < 0) fail("E_SHAPE", "negative dimension in shape " + shape_str(shape));
+  // The r16 layouts (cpu/repack.h) interleave whole 16-row tiles of each matrix.
+  if ((dtype == DType::Q4_0_R16 || dtype == DType::Q8_0_R16) && (shape.size() < 2 || shape[shape.size() - 2] % 16 != 0))
+    fail("E_SHAPE", std::string(info->name) + " tensors need at least 2 dimensions and rows (the second-to-last) in "
+                                              "multiples of 16, got " + shape_str(shape));
   int64_t rb = row_bytes(dtype, inner);
   if (rows != 0 && rb > (int64_t(1) << 50) / rows) fail("E_SHAPE", "shape " + shape_str(shape) + " is too large");
   return static_cast<size_t>(rows * rb);

@@ -22,6 +22,7 @@ struct Storage {
   Device device = Device::Cpu;
   std::shared_ptr<void> owner;  // frees / unmaps when the last user drops it
   bool owned = false;           // allocated by us (vs borrowed from a mapping)
+  bool writable = false;        // our memory (an allocation or an in-memory file copy), not a file mapping
 };
 
 std::shared_ptr<Storage> alloc_cpu_storage(size_t bytes, bool zero);
@@ -48,6 +49,8 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
   std::string describe() const;  // "f32[3,4]"
   const std::shared_ptr<Storage>& storage() const { return storage_; }
   size_t offset() const { return offset_; }
+  // Drops the storage as dispose() does (for ops that consume their input, e.g. repackR16).
+  void release(Napi::Env env);
 
  private:
   Napi::Value GetDType(const Napi::CallbackInfo& info);
@@ -59,7 +62,6 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value ToArrayBuffer(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
-  void release(Napi::Env env);
 
   DType dtype_ = DType::F32;
   std::vector<int64_t> shape_;

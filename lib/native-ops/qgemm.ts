@@ -7,7 +7,7 @@ import type { DTypeName, Tensor, ThreadOptions } from '../native';
 /** Weight dtypes qmatmul accepts. */
 export type QgemmWeightType =
   | 'f32' | 'f16' | 'bf16' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q8_0'
-  | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k';
+  | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q4_0_r16' | 'q8_0_r16';
 
 /** Dtypes quantize / dequantize / getRows accept: the weight types plus the activation types. */
 export type QuantType = QgemmWeightType | 'q8_1' | 'q8_k';
@@ -42,6 +42,14 @@ export interface QgemmOps {
   qmatmul(x: Tensor, w: Tensor, options?: QmatmulOptions): Tensor;
   /** Embedding lookup with dequantization: f32[T,K] rows ids[t] of w[V,K]; an id outside [0,V) is E_TOKEN_RANGE. */
   getRows(w: Tensor, ids: Tensor | Int32Array, options?: GetRowsOptions): Tensor;
+  /**
+   * The same weights in the r16 layout (native/cpu/repack.h: 16 rows interleaved per block, read by
+   * the AVX-512 GEMV without gathers; qmatmul / moe / dequantize / getRows give the same results as
+   * on w). Rewrites w's memory in place, so w is consumed (disposed). w: q4_0 or q8_0, rank >= 2,
+   * rows (second-to-last dimension) a multiple of 16 (E_SHAPE), in writable memory: an owned tensor
+   * or a model file loaded with weights: 'memory' (a file mapping is E_ARGUMENT).
+   */
+  repackR16(w: Tensor, options?: ThreadOptions): Tensor;
   /** The activation rows qmatmul would use for weight type wtype (tests, benchmarks). */
   quantizeActivations(wtype: QgemmWeightType | DTypeName, x: Tensor, options?: ThreadOptions): Tensor;
   /** Sum of an f32 tensor's elements: a parallel memory read loop (read-bandwidth benchmarks). */

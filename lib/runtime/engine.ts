@@ -8,7 +8,7 @@ import type { KvCache } from '../native-ops/attention';
 import { Forward } from './forward';
 import type { EngineOptions, FinishReason, FromWorker, ModelInfoCore, SubmitRequest } from './protocol';
 import { Sampler } from './sampler';
-import { loadWeights } from './weights';
+import { fileDType, loadWeights } from './weights';
 import type { LoadedWeights } from './weights';
 
 interface Sequence {
@@ -56,7 +56,7 @@ export class Engine {
       this.counts = s.ffnKinds.map(() => new Int32Array(s.moe?.experts ?? 0));
       this.loaded = loaded;
       const tensorTypes: Record<string, string> = {};
-      for (const [name, t] of loaded.weights.entries()) tensorTypes[name] = t.dtype;
+      for (const [name, t] of loaded.weights.entries()) tensorTypes[name] = fileDType(t.dtype);
       return {
         spec: s, tensorTypes, weightBytes: loaded.weights.totalBytes, fileBytes: loaded.weights.mappedBytes,
         contextSize, parallel: opts.parallel, threads: opts.threads,

@@ -14,7 +14,8 @@
 // as a per-token precomputed offset·Σx. Then cvt, one mul (the 16 rows' scales x the block's
 // activation scale) and one FMA for all 16 rows. Q4_K / Q5_K / Q6_K: GEMV kernels of the same
 // shape (16 rows, lanes = rows) described at ZQ45_K / ZQ6_K below. Other block types reuse the AVX2
-// kernels.
+// kernels. Q4_0 / Q8_0 weights repacked at load (the r16 layouts of repack.h) run the same kernels
+// with the vectors read from one contiguous record per block (PlainBlock vs R16Block below).
 // (GCC 12 reports the _mm512_undefined_*() operands inside avx512fintrin.h as "may be used
 // uninitialized": a known false positive.)
 #if defined(__GNUC__) && !defined(__clang__)
@@ -29,6 +30,7 @@
 #include "qgemm_avx2.h"
 #include "qgemm_kernels.h"
 #include "quants.h"
+#include "repack.h"
 
 namespace qm::cpu {
 
@@ -70,13 +72,50 @@ inline void tile_rows16(const uint8_t* w, int64_t wrb, int64_t n, int64_t n1, co
   for (int i = 0; i < 16; ++i) r[i] = w + (n + i < n1 ? n + i : n1 - 1) * wrb;
 }
 
-inline void store_rows16(float* y, __m512 v, int64_t count) {
-  if (count >= 16) {
+// Lanes [lo, hi) of v to y[lo..hi) (0 <= lo < hi <= 16; masked-off lanes never touch memory).
+inline void store_rows16(float* y, __m512 v, int64_t lo, int64_t hi) {
+  if (lo == 0 && hi >= 16) {
     _mm512_storeu_ps(y, v);
     return;
   }
-  _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << count) - 1), v);
+  const uint32_t m = ((hi >= 16 ? 0x10000u : 1u << hi) - 1) & ~((1u << lo) - 1);
+  _mm512_mask_storeu_ps(y, static_cast<__mmask16>(m), v);
 }
+
+inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
+inline __m512i cat256(const uint8_t* lo, const uint8_t* hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(loadu(lo)), loadu(hi), 1);
+}
+
+// Where the GEMV kernels of the 32-element types read one block of a 16-row tile. The kernels see
+// the same vectors from either layout: rows4(j) = 16 quant bytes of rows j, 4+j, 8+j, 12+j in the
+// 128-bit lanes (Q4_0), rows2(j, h) = 32 quant bytes of rows (j, 4+j) (h = 0) or (8+j, 12+j)
+// (h = 1) in the 256-bit halves (Q8_0), scales() = the 16 rows' d in row order.
+// Plain GGUF rows: 16 row pointers and the block's byte offset within a row.
+struct PlainBlock {
+  const uint8_t* const* r;
+  int64_t off;
+  __m512 scales() const { return gather_h16(r, off); }
+  __m512i rows4(int j) const { return load_rows4(r, j, off + 2); }
+  __m512i rows2(int j, int h) const { return cat256(r[8 * h + j] + off + 2, r[8 * h + 4 + j] + off + 2); }
+};
+struct PlainTile {
+  const uint8_t* const* r;
+  int64_t block_bytes;
+  PlainBlock block(int64_t b) const { return {r, b * block_bytes}; }
+};
+// The r16 layout (repack.h): the block is one record, scales then the quants in those lane orders.
+struct R16Block {
+  const uint8_t* p;
+  __m512 scales() const { return _mm512_cvtph_ps(loadu(p)); }
+  __m512i rows4(int j) const { return load512(p + 32 + 64 * j); }
+  __m512i rows2(int j, int h) const { return load512(p + 32 + 128 * j + 64 * h); }
+};
+struct R16Tile {
+  const uint8_t* tile;
+  int64_t block_bytes;  // of the plain type; a tile block is 16 of them
+  R16Block block(int64_t b) const { return {tile + b * kR16 * block_bytes}; }
+};
 
 // Bounds: x in [−127, 127]; vpdpbusd lanes sum 4 products of u8 x s8 into int32 (no saturation in
 // the VNNI non-"s" form; |partials| <= 8·255·127 here), all far inside int32.
@@ -84,14 +123,15 @@ inline void store_rows16(float* y, __m512 v, int64_t count) {
 // Q4_0: q = nibble in [0, 15], block sum Σ(q − 8)·x = Σ q·x − 8·Σx.
 struct ZQ4_0 {
   static constexpr int64_t kWBytes = 18, kXBytes = 34, kOffset = 8;
-  // Σ q·x of block `off` for the 16 rows (offset not removed), xb: the activation block.
-  static __m512i block_sums(const uint8_t* const* r, int64_t off, const uint8_t* xb) {
+  // Σ q·x of one block for the 16 rows (offset not removed), xb: the activation block.
+  template <class Block>
+  static __m512i block_sums(const Block& blk, const uint8_t* xb) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i xl = _mm512_broadcast_i32x4(loadu128(xb + 2)), xh = _mm512_broadcast_i32x4(loadu128(xb + 18));
     __m512i a[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      const __m512i q = load_rows4(r, j, off + 2);
+      const __m512i q = blk.rows4(j);
       const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
       a[j] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
     }
@@ -103,7 +143,9 @@ struct ZQ4_0 {
 // rows in a vector become one 64-bit byte mask (lane k = row k's 16 bits), added as +16.
 struct ZQ5_0 {
   static constexpr int64_t kWBytes = 22, kXBytes = 34, kOffset = 16;
-  static __m512i block_sums(const uint8_t* const* r, int64_t off, const uint8_t* xb) {
+  static __m512i block_sums(const PlainBlock& blk, const uint8_t* xb) {
+    const uint8_t* const* r = blk.r;
+    const int64_t off = blk.off;
     const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
     const __m512i xl = _mm512_broadcast_i32x4(loadu128(xb + 2)), xh = _mm512_broadcast_i32x4(loadu128(xb + 18));
     __m512i a[4];
@@ -129,18 +171,16 @@ struct ZQ5_0 {
 // (256-bit halves, 8 partials each), folded to the 4-rows-of-4-partials layout of reduce4.
 struct ZQ8_0 {
   static constexpr int64_t kWBytes = 34, kXBytes = 34, kOffset = 128;
-  static __m512i load_rows2(const uint8_t* ra, const uint8_t* rb, int64_t off) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(loadu(ra + off)), loadu(rb + off), 1);
-  }
-  static __m512i block_sums(const uint8_t* const* r, int64_t off, const uint8_t* xb) {
+  template <class Block>
+  static __m512i block_sums(const Block& blk, const uint8_t* xb) {
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
     const __m512i xv = _mm512_broadcast_i64x4(loadu(xb + 2));
     __m512i a[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       // rows (j, 4+j) and (8+j, 12+j): lanes [row, row | row, row] of 8 partials each
-      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(load_rows2(r[j], r[4 + j], off + 2), flip), xv);
-      const __m512i q = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(load_rows2(r[8 + j], r[12 + j], off + 2), flip), xv);
+      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(blk.rows2(j, 0), flip), xv);
+      const __m512i q = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(blk.rows2(j, 1), flip), xv);
       a[j] = _mm512_add_epi32(_mm512_shuffle_i64x2(p, q, 0x88), _mm512_shuffle_i64x2(p, q, 0xDD));
     }
     return reduce4(a);
@@ -150,15 +190,15 @@ struct ZQ8_0 {
 // The 32-element block types' GEMV for 16 rows: Z::block_sums per block, the offset correction,
 // then the contract's float chain (the only place it is written for these types):
 // acc = fma(float(isum_b), fl(dw_b · dx_b), acc). The fp16 scale d leads every block.
-template <class Z>
-__m512 gemv16_b32(const uint8_t* const* r, const uint8_t* x, const int32_t* corr, int64_t nb, const uint8_t* pf) {
+template <class Z, class Tile>
+__m512 gemv16_b32(const Tile& tile, const uint8_t* x, const int32_t* corr, int64_t nb, const uint8_t* pf) {
   __m512 acc = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* xb = x + b * Z::kXBytes;
-    const int64_t off = b * Z::kWBytes;
+    const auto blk = tile.block(b);
     prefetch_next<16 * Z::kWBytes>(pf, b);
-    const __m512 s = _mm512_cvtepi32_ps(_mm512_sub_epi32(Z::block_sums(r, off, xb), _mm512_set1_epi32(corr[b])));
-    const __m512 d = _mm512_mul_ps(gather_h16(r, off), _mm512_set1_ps(h2f(ld16(xb))));
+    const __m512 s = _mm512_cvtepi32_ps(_mm512_sub_epi32(Z::block_sums(blk, xb), _mm512_set1_epi32(corr[b])));
+    const __m512 d = _mm512_mul_ps(blk.scales(), _mm512_set1_ps(h2f(ld16(xb))));
     acc = _mm512_fmadd_ps(s, d, acc);
   }
   return acc;
@@ -179,7 +219,10 @@ inline void offset_sums(const uint8_t* x, int64_t nb, int32_t offset, int32_t* o
 // tiles of 16, so the activations stay in L2 while the rows stay in L1), prefetching the next tile
 // while a tile runs. 32-element block types (Z::kOffset > 0) get each token's offset·Σx per block
 // first (shared by every tile); the K-quants take the offsets from the Q8_K bsums themselves.
-template <class Z>
+// kR16Layout: w is in the r16 layout (repack.h; Q4_0 / Q8_0 only): tiles are the layout's aligned
+// 16-row tiles, so a range that does not start or end on one computes its edge tiles whole and
+// stores only the rows in range. Either way tile n starts at byte n·(row bytes) of w.
+template <class Z, bool kR16Layout = false>
 void run_gemv16(const void* w, const void* xq, float* y, int64_t T, int64_t nb, int64_t ldy, int64_t n0, int64_t n1) {
   constexpr int64_t kTokTile = 16;
   const int64_t wrb = nb * Z::kWBytes, arb = nb * Z::kXBytes;
@@ -190,21 +233,28 @@ void run_gemv16(const void* w, const void* xq, float* y, int64_t T, int64_t nb, 
     corr.resize(static_cast<size_t>(T * nb));
     for (int64_t t = 0; t < T; ++t) offset_sums(xb + t * arb, nb, Z::kOffset, corr.data() + t * nb);
   }
-  const int64_t first = std::min<int64_t>(16, n1 - n0) * wrb;
-  for (int64_t k = 0; k < first; k += 64) _mm_prefetch(reinterpret_cast<const char*>(wb + n0 * wrb + k), _MM_HINT_T0);
+  const int64_t start = kR16Layout ? n0 / kR16 * kR16 : n0;
+  const int64_t first = std::min<int64_t>(16, n1 - start) * wrb;
+  for (int64_t k = 0; k < first; k += 64) _mm_prefetch(reinterpret_cast<const char*>(wb + start * wrb + k), _MM_HINT_T0);
   const uint8_t* rows[16];
   for (int64_t t0 = 0; t0 < T; t0 += kTokTile) {
     const int64_t t1 = std::min(t0 + kTokTile, T);
-    for (int64_t n = n0; n < n1; n += 16) {
-      tile_rows16(wb, wrb, n, n1, rows);
-      const uint8_t* pf = wb + (n + 16) * wrb;  // the next tile (prefetch never faults)
+    for (int64_t n = start; n < n1; n += 16) {
+      if constexpr (!kR16Layout) tile_rows16(wb, wrb, n, n1, rows);
+      // The next tile, prefetched along (a prefetch never faults). Not for r16: its tiles are one
+      // sequential stream that the hardware prefetchers follow, and the software prefetches only
+      // took load slots (OLMoE-shape Q4_0 decode on Zen 4, 1 thread: 31 tok/s with them, 36 without).
+      const uint8_t* pf = wb + (n + 16) * wrb;
+      const int64_t lo = std::max<int64_t>(0, n0 - n), hi = std::min<int64_t>(16, n1 - n);
       for (int64_t t = t0; t < t1; ++t, pf = nullptr) {
         __m512 v;
-        if constexpr (Z::kOffset != 0)
-          v = gemv16_b32<Z>(rows, xb + t * arb, corr.data() + t * nb, nb, pf);
+        if constexpr (kR16Layout)
+          v = gemv16_b32<Z>(R16Tile{wb + n * wrb, Z::kWBytes}, xb + t * arb, corr.data() + t * nb, nb, nullptr);
+        else if constexpr (Z::kOffset != 0)
+          v = gemv16_b32<Z>(PlainTile{rows, Z::kWBytes}, xb + t * arb, corr.data() + t * nb, nb, pf);
         else
           v = Z::gemv16(rows, xb + t * arb, nb, pf);
-        store_rows16(y + t * ldy + n, v, n1 - n);
+        store_rows16(y + t * ldy + n, v, lo, hi);
       }
     }
   }
@@ -260,10 +310,6 @@ constexpr KIdx make_q6k_idx(int k) {
 }
 constexpr KIdx kQ6KIdx[4] = {make_q6k_idx(0), make_q6k_idx(1), make_q6k_idx(2), make_q6k_idx(3)};
 
-inline __m512i load512(const void* p) { return _mm512_loadu_si512(p); }
-inline __m512i cat256(const uint8_t* lo, const uint8_t* hi) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(loadu(lo)), loadu(hi), 1);
-}
 
 // u[p] (p = 0..7): per 128-bit lane dwords (row 2p, row 2p, row 2p+1, row 2p+1) partial sums ->
 // lane i of the result = the sum of all of row i's partials.
@@ -441,8 +487,10 @@ void qgemm_rows_avx512(DType wtype, const void* w, const void* xq, float* y, int
   // one computes it. 32-element block types and Q4_K / Q5_K / Q6_K: groups of 16 tokens in the VNNI
   // many-token kernel, the rest (fewer than a padded group is worth; decode) in the GEMV kernels
   // (AVX-512 for Q4_0 / Q5_0 / Q8_0 / Q4_K / Q5_K / Q6_K, else AVX2). Q2_K / Q3_K: the AVX2 kernels.
+  // The r16 layouts (repack.h) of Q4_0 / Q8_0 go through the same two kernels.
   switch (wtype) {
     case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: case DType::Q4_1: case DType::Q5_1: break;
+    case DType::Q4_0_R16: case DType::Q8_0_R16: break;
     case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: break;
     default: return qgemm_rows_avx2(wtype, w, xq, y, T, K, ldy, n0, n1);
   }
@@ -459,6 +507,8 @@ void qgemm_rows_avx512(DType wtype, const void* w, const void* xq, float* y, int
     case DType::Q4_0: return run_gemv16<ZQ4_0>(w, xq, y, T, nb, ldy, n0, n1);
     case DType::Q5_0: return run_gemv16<ZQ5_0>(w, xq, y, T, nb, ldy, n0, n1);
     case DType::Q8_0: return run_gemv16<ZQ8_0>(w, xq, y, T, nb, ldy, n0, n1);
+    case DType::Q4_0_R16: return run_gemv16<ZQ4_0, true>(w, xq, y, T, nb, ldy, n0, n1);
+    case DType::Q8_0_R16: return run_gemv16<ZQ8_0, true>(w, xq, y, T, nb, ldy, n0, n1);
     default: return qgemm_rows_avx2(wtype, w, xq, y, T, K, ldy, n0, n1);
   }
 }

@@ -39,6 +39,7 @@
 #include "qgemm.h"
 #include "qgemm_avx2.h"
 #include "quants.h"
+#include "repack.h"
 
 namespace qm::cpu {
 
@@ -138,45 +139,48 @@ struct G16 {
     }
   }
 
-  static void expand_row(const uint8_t* w, int64_t nb, uint8_t* e) {
+  static constexpr int64_t kQs = kT == B32::Q4_0 ? 2 : kT == B32::Q4_1 ? 4 : kT == B32::Q5_0 ? 6 : kT == B32::Q5_1 ? 8 : 2;
+
+  // One weight row: its block b's d (and m) at w + b·bstride, its quants at kQs bytes further, or
+  // (r16 layout, repack.h: w = the tile + the row's scale offset, bstride = 16 blocks) at qs.
+  static void expand_row(const uint8_t* w, int64_t nb, uint8_t* e, int64_t bstride = kWBytes, int64_t qs = kQs) {
     float* dw = reinterpret_cast<float*>(e + nb * 32);
     float* mw = dw + nb;
     int64_t b = 0;
     // Scales of 16 blocks at a time: gather the 4 bytes at each block start (d, then m or quants),
     // keep the low (d) / high (m) halves, convert (the same vcvtph2ps as h2f).
     const __m512i hidx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                            _mm512_set1_epi32(static_cast<int>(kWBytes)));
+                                            _mm512_set1_epi32(static_cast<int>(bstride)));
     for (; b + 16 <= nb; b += 16) {
-      const __m512i h = _mm512_i32gather_epi32(hidx, w + b * kWBytes, 1);
+      const __m512i h = _mm512_i32gather_epi32(hidx, w + b * bstride, 1);
       _mm512_storeu_ps(dw + b, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
       if (kMin) _mm512_storeu_ps(mw + b, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(h, 16))));
     }
     for (; b < nb; ++b) {
-      dw[b] = h2f(ld16(w + b * kWBytes));
-      if (kMin) mw[b] = h2f(ld16(w + b * kWBytes + 2));
+      dw[b] = h2f(ld16(w + b * bstride));
+      if (kMin) mw[b] = h2f(ld16(w + b * bstride + 2));
     }
     if (kT == B32::Q8_0) {
       const __m256i k80 = _mm256_set1_epi8(static_cast<char>(0x80));
       for (b = 0; b < nb; ++b)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + b * 32), _mm256_xor_si256(loadu(w + b * kWBytes + 2), k80));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + b * 32), _mm256_xor_si256(loadu(w + b * bstride + qs), k80));
       return;
     }
-    constexpr int64_t kQs = kT == B32::Q4_0 ? 2 : kT == B32::Q4_1 ? 4 : kT == B32::Q5_0 ? 6 : 8;
     // 4 blocks at a time: nibbles of blocks b..b+3 in the 4 128-bit lanes, then the low / high
     // halves interleaved back into element order (block b: lo_b then hi_b).
     const __m512i m4 = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
     const __m512i ia = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), ib = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
     for (b = 0; b + 4 <= nb; b += 4) {
-      const uint8_t* blk = w + b * kWBytes;
-      __m512i v = _mm512_castsi128_si512(loadu128(blk + kQs));
-      v = _mm512_inserti32x4(v, loadu128(blk + kWBytes + kQs), 1);
-      v = _mm512_inserti32x4(v, loadu128(blk + 2 * kWBytes + kQs), 2);
-      v = _mm512_inserti32x4(v, loadu128(blk + 3 * kWBytes + kQs), 3);
+      const uint8_t* blk = w + b * bstride;
+      __m512i v = _mm512_castsi128_si512(loadu128(blk + qs));
+      v = _mm512_inserti32x4(v, loadu128(blk + bstride + qs), 1);
+      v = _mm512_inserti32x4(v, loadu128(blk + 2 * bstride + qs), 2);
+      v = _mm512_inserti32x4(v, loadu128(blk + 3 * bstride + qs), 3);
       const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
       __m512i o0 = _mm512_permutex2var_epi64(lo, ia, hi), o1 = _mm512_permutex2var_epi64(lo, ib, hi);
-      if (kFive) {  // bit j of qh -> +16 on element j
-        const __mmask64 k0 = _cvtu64_mask64(uint64_t{ld32(blk + kQs - 4)} | uint64_t{ld32(blk + kWBytes + kQs - 4)} << 32);
-        const __mmask64 k1 = _cvtu64_mask64(uint64_t{ld32(blk + 2 * kWBytes + kQs - 4)} | uint64_t{ld32(blk + 3 * kWBytes + kQs - 4)} << 32);
+      if (kFive) {  // bit j of qh -> +16 on element j (plain layout only)
+        const __mmask64 k0 = _cvtu64_mask64(uint64_t{ld32(blk + kQs - 4)} | uint64_t{ld32(blk + bstride + kQs - 4)} << 32);
+        const __mmask64 k1 = _cvtu64_mask64(uint64_t{ld32(blk + 2 * bstride + kQs - 4)} | uint64_t{ld32(blk + 3 * bstride + kQs - 4)} << 32);
         o0 = _mm512_mask_add_epi8(o0, k0, o0, b4);
         o1 = _mm512_mask_add_epi8(o1, k1, o1, b4);
       }
@@ -185,9 +189,9 @@ struct G16 {
     }
     const __m128i m4x = _mm_set1_epi8(0x0F);
     for (; b < nb; ++b) {
-      const uint8_t* blk = w + b * kWBytes;
+      const uint8_t* blk = w + b * bstride;
       uint8_t* o = e + b * 32;
-      const __m128i q = loadu128(blk + kQs);
+      const __m128i q = loadu128(blk + qs);
       __m128i lo = _mm_and_si128(q, m4x), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4x);
       if (kFive) {
         const __m256i hb = _mm256_and_si256(bytes_from_bits_32(ld32(blk + kQs - 4)), _mm256_set1_epi8(0x10));
@@ -435,7 +439,8 @@ struct GK16 {
 
 // ------------------------------------------------------------------ driver
 
-template <class Gt>
+// kR16Layout: w in the r16 layout (repack.h; Q4_0 / Q8_0): rows are expanded from their tiles.
+template <class Gt, bool kR16Layout = false>
 int64_t run_gemm(const void* w, const void* xq, float* y, int64_t T, int64_t nb, int64_t ldy, int64_t n0, int64_t n1) {
   constexpr int R = 4;  // rows per tile (kernels <4, 3>, <4, 2>; a lone group runs <8, 1> on tile pairs)
   const int64_t groups = T / 16 + (T % 16 >= (T < 16 ? Gt::kMinAloneG : Gt::kMinLastG) ? 1 : 0);
@@ -461,7 +466,16 @@ int64_t run_gemm(const void* w, const void* xq, float* y, int64_t T, int64_t nb,
       Gt::prep_group(xb + gi * 16 * arb, arb, std::min<int64_t>(16, T - gi * 16), nb, xbuf.data() + (gi - g0) * gbytes);
     for (int64_t c0 = n0; c0 < n1; c0 += kRowChunk) {
       const int64_t c1 = std::min(n1, c0 + kRowChunk);
-      for (int64_t n = c0; n < c1; ++n) Gt::expand_row(wb + n * wrb, nb, ebuf.data() + (n - c0) * ebytes);
+      for (int64_t n = c0; n < c1; ++n) {
+        uint8_t* e = ebuf.data() + (n - c0) * ebytes;
+        if constexpr (kR16Layout) {
+          const int i = static_cast<int>(n % kR16);
+          Gt::expand_row(wb + (n - i) * wrb + r16_scale_offset(i), nb, e, kR16 * Gt::kWBytes,
+                         r16_quant_offset(Gt::kWBytes, i) - r16_scale_offset(i));
+        } else {
+          Gt::expand_row(wb + n * wrb, nb, e);
+        }
+      }
       // Pad to a multiple of 8 rows with copies of the last row (outputs discarded).
       const int64_t cpad = c0 + (c1 - c0 + 7) / 8 * 8;
       for (int64_t n = c1; n < cpad; ++n)
@@ -530,6 +544,8 @@ int64_t qgemm_gemm_avx512(DType wtype, const void* w, const void* xq, float* y, 
     case DType::Q5_0: return run_gemm<G16<B32::Q5_0>>(w, xq, y, T, K / 32, ldy, n0, n1);
     case DType::Q5_1: return run_gemm<G16<B32::Q5_1>>(w, xq, y, T, K / 32, ldy, n0, n1);
     case DType::Q8_0: return run_gemm<G16<B32::Q8_0>>(w, xq, y, T, K / 32, ldy, n0, n1);
+    case DType::Q4_0_R16: return run_gemm<G16<B32::Q4_0>, true>(w, xq, y, T, K / 32, ldy, n0, n1);
+    case DType::Q8_0_R16: return run_gemm<G16<B32::Q8_0>, true>(w, xq, y, T, K / 32, ldy, n0, n1);
     case DType::Q4_K: return run_gemm<GK16<BK::Q4_K>>(w, xq, y, T, K / 256, ldy, n0, n1);
     case DType::Q5_K: return run_gemm<GK16<BK::Q5_K>>(w, xq, y, T, K / 256, ldy, n0, n1);
     case DType::Q6_K: return run_gemm<GK16<BK::Q6_K>>(w, xq, y, T, K / 256, ldy, n0, n1);

@@ -15,6 +15,7 @@
 #include "../cpu/qgemm.h"
 #include "../cpu/qgemm_kernels.h"
 #include "../cpu/quants.h"
+#include "../cpu/repack.h"
 #include "../threadpool.h"
 #include "dispatch.h"
 #include "ops.h"
@@ -71,6 +72,15 @@ void run_rows(int64_t rows, int threads, int64_t chunk, const std::function<void
   });
 }
 
+// Row r of weight w (plain or r16 layout, rows of rb bytes) dequantized into dst[K].
+void dequantize_weight_row(DType dt, const uint8_t* w, int64_t r, int64_t K, int64_t rb, float* dst) {
+  if (!cpu::is_r16(dt)) return cpu::dequantize_row(dt, w + r * rb, dst, K);
+  thread_local std::vector<uint8_t> plain;
+  plain.resize(static_cast<size_t>(rb));
+  cpu::unpack_r16_rows(dt, w, K, r, r + 1, plain.data());
+  cpu::dequantize_row(cpu::plain_of(dt), plain.data(), dst, K);
+}
+
 // quantize(dtype, x, { threads })
 Napi::Value Quantize(const Napi::CallbackInfo& info) {
   if (info.Length() < 1) fail("E_ARGUMENT", "quantize(dtype, x, options?): dtype is required");
@@ -109,7 +119,7 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   Napi::Object opts = arg_object(info, 1, "dequantize: options", true);
   const int threads = opt_threads(opts);
   require_cpu(w, "dequantize: w");
-  if (!cpu::quant_supported(w->dtype()))
+  if (!cpu::quant_supported(cpu::plain_of(w->dtype())))
     fail("E_DTYPE", std::string("dequantize: unsupported dtype ") + dname(w->dtype()));
   require_aligned(w, "dequantize: w");
   auto [rows, K] = rows_of(w->shape(), w->dtype(), "dequantize: w");
@@ -121,7 +131,7 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   float* dst = y->as<float>();
   const DType dt = w->dtype();
   run_rows(rows, threads, chunk_rows(rows, threads, 1, 1024), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) cpu::dequantize_row(dt, src + r * rb, dst + r * K, K);
+    for (int64_t r = r0; r < r1; ++r) dequantize_weight_row(dt, src, r, K, rb, dst + r * K);
   });
   return out;
 }
@@ -180,8 +190,9 @@ Napi::Value Qmatmul(const Napi::CallbackInfo& info) {
   // Row chunks: a few per thread so that 2 threads stay balanced on a shared machine, in multiples of
   // the AVX2 kernels' tiles. GEMV (T < 5): 8-row tiles, up to 64 rows. GEMM: each call transposes the
   // activations once (O(T·K), ~5% of a 64-row chunk's work), so chunks of up to 128 rows.
+  // (r16 weights: whole 16-row tiles of the layout, or edge tiles would be computed twice.)
   const bool gemm = T >= 5;
-  const int64_t tile = gemm ? 16 : 8;
+  const int64_t tile = gemm || cpu::is_r16(wt) ? 16 : 8;
   const int64_t chunk = (chunk_rows(N, threads, tile, gemm ? 128 : 64) + tile - 1) / tile * tile;
   run_rows(N, threads, chunk, [&](int64_t n0, int64_t n1) { cpu::qgemm_rows(wt, wp, xq, yp, T, K, N, n0, n1); });
   return out;
@@ -191,7 +202,7 @@ Napi::Value Qmatmul(const Napi::CallbackInfo& info) {
 Napi::Value GetRows(const Napi::CallbackInfo& info) {
   Tensor* w = arg_tensor(info, 0, "getRows: w");
   require_cpu(w, "getRows: w");
-  if (!cpu::quant_supported(w->dtype()))
+  if (!cpu::quant_supported(cpu::plain_of(w->dtype())))
     fail("E_DTYPE", std::string("getRows: unsupported dtype ") + dname(w->dtype()));
   require_rank(w, 2, "getRows: w");
   require_aligned(w, "getRows: w");
@@ -232,8 +243,35 @@ Napi::Value GetRows(const Napi::CallbackInfo& info) {
   float* dst = y->as<float>();
   const DType dt = w->dtype();
   run_rows(T, threads, chunk_rows(T, threads, 1, 64), [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) cpu::dequantize_row(dt, src + idv[t] * rb, dst + t * K, K);
+    for (int64_t t = t0; t < t1; ++t) dequantize_weight_row(dt, src, idv[t], K, rb, dst + t * K);
   });
+  return out;
+}
+
+// repackR16(w, { threads }) -> the same weights in the r16 layout (cpu/repack.h), rewritten in
+// place: w is consumed (disposed) and the result borrows its memory. w: q4_0 / q8_0, rank >= 2,
+// rows (the second-to-last dimension) in multiples of 16, in writable memory (an owned tensor or a
+// model file copied into memory; a file mapping is read-only).
+Napi::Value RepackR16(const Napi::CallbackInfo& info) {
+  Tensor* w = arg_tensor(info, 0, "repackR16: w");
+  Napi::Object opts = arg_object(info, 1, "repackR16: options", true);
+  const int threads = opt_threads(opts);
+  require_cpu(w, "repackR16: w");
+  const DType dt = w->dtype();
+  if (dt != DType::Q4_0 && dt != DType::Q8_0)
+    fail("E_DTYPE", "repackR16: only q4_0 and q8_0 weights have an r16 layout, got " + w->describe());
+  const DType packed = cpu::r16_of(dt);
+  tensor_bytes(packed, w->shape());  // E_SHAPE unless rank >= 2 and rows in multiples of 16
+  if (!w->storage()->writable)
+    fail("E_ARGUMENT", "repackR16: " + w->describe() + " borrows a read-only file mapping (load with weights: 'memory')");
+  require_aligned(w, "repackR16: w");
+  const auto [rows, K] = rows_of(w->shape(), dt, "repackR16: w");
+  uint8_t* data = w->data();
+  const int64_t tiles = rows / cpu::kR16;
+  run_rows(tiles, threads, chunk_rows(tiles, threads, 1, 64),
+           [&](int64_t a, int64_t b) { cpu::pack_r16_tiles(dt, data, K, a, b); });
+  Napi::Object out = Tensor::New(info.Env(), packed, w->shape(), w->storage(), w->offset());
+  w->release(info.Env());
   return out;
 }
 
@@ -302,6 +340,7 @@ void register_qgemm(Napi::Env env, Napi::Object exports) {
   exports.Set("dequantize", Napi::Function::New<exported<Dequantize>>(env, "dequantize"));
   exports.Set("qmatmul", Napi::Function::New<exported<Qmatmul>>(env, "qmatmul"));
   exports.Set("getRows", Napi::Function::New<exported<GetRows>>(env, "getRows"));
+  exports.Set("repackR16", Napi::Function::New<exported<RepackR16>>(env, "repackR16"));
   exports.Set("quantizeActivations", Napi::Function::New<exported<QuantizeActivations>>(env, "quantizeActivations"));
   exports.Set("readSumF32", Napi::Function::New<exported<ReadSumF32>>(env, "readSumF32"));
   exports.Set("qgemmActType", Napi::Function::New<exported<ActType>>(env, "qgemmActType"));

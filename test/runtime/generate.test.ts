@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+import { convertHFToGGUF } from '../../lib/convert/hf-to-gguf';
 import { QuantMoeError } from '../../lib/errors';
 import { writeRandomHFModel } from '../../lib/fixtures/random-model';
 import { loadModel } from '../../lib/runtime/model';
@@ -204,6 +205,26 @@ describe('loading and disposing', () => {
       await memory.dispose();
     }
     expect(await codeOf(loadModel(dir, { weights: 'disk' as unknown as 'mapped' }))).toBe('E_ARGUMENT');
+  });
+
+  it("Q4_0 / Q8_0 GGUF: 'memory' (weights repacked to r16 on AVX-512) gives the bits of 'mapped' (plain)", async () => {
+    for (const type of ['Q4_0', 'Q8_0'] as const) {
+      const gguf = path.join(tmp, `model-${type}.gguf`);
+      await convertHFToGGUF(dir, gguf, { type });
+      const mapped = await loadModel(gguf, { threads: 2, contextSize: 64, weights: 'mapped' });
+      const memory = await loadModel(gguf, { threads: 2, contextSize: 64, weights: 'memory' });
+      try {
+        // 11 tokens: the many-token kernels in prefill; then single-token decode steps (GEMV)
+        const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+        expect(Array.from(await memory.logits(prompt))).toEqual(Array.from(await mapped.logits(prompt)));
+        const a = await mapped.complete(prompt, { temperature: 0, maxTokens: 8, ignoreEos: true });
+        const b = await memory.complete(prompt, { temperature: 0, maxTokens: 8, ignoreEos: true });
+        expect(b.tokens).toEqual(a.tokens);
+      } finally {
+        await mapped.dispose();
+        await memory.dispose();
+      }
+    }
   });
 
   it('dispose during generation ends it with E_DISPOSED; later calls fail with E_DISPOSED', async () => {
