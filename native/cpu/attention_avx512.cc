@@ -133,6 +133,38 @@ inline void qk_tile(const float* const* q, const KT* const* kp, int64_t D, __m51
   store_tile<NR, NK>(_mm512_mul_ps(vscale, reduce16<false>(acc)), S, ldS, nv);
 }
 
+// One row × 16 keys (decode without GQA: one query per KV head). The general tile walks the 16 key
+// rows side by side, 16 dims at a time, and needs 16 accumulators + 16 converted keys + q: more
+// than 32 registers, so it spilled. Here q (up to 128 dims) stays in registers and each key row is
+// read front to back into its own accumulator, in the same per-lane order (bit-identical scores).
+template <class KT>
+inline void qk_tile_row1(const float* q, const KT* const* kp, int64_t D, __m512 vscale, float* S, int nv) {
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t d0 = 0; d0 < D; d0 += 128) {
+    const int64_t n = std::min<int64_t>(128, D - d0);
+    const int full = static_cast<int>(n / 16);
+    const __mmask16 tail = lanes16(n - 16 * full);
+    __m512 qv[8];
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c)
+      qv[c] = c < full ? _mm512_loadu_ps(q + d0 + 16 * c) : _mm512_maskz_loadu_ps(c == full ? tail : 0, q + d0 + 16 * c);
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) {
+      const KT* k = kp[j] + d0;
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c) {
+        if (c < full)
+          acc[j] = _mm512_fmadd_ps(qv[c], load16(k + 16 * c), acc[j]);
+        else if (c == full && tail)
+          acc[j] = _mm512_fmadd_ps(qv[c], load16(tail, k + 16 * c), acc[j]);
+      }
+    }
+  }
+  store_tile<1, 16>(_mm512_mul_ps(vscale, reduce16<false>(acc)), S, 16, nv);
+}
+
 template <int NR, int NK, class KT>
 inline void qk_rows(const float* const* q, const KT* k, int64_t ks, int nk, int64_t D, __m512 vscale, float* S,
                     int ldS) {
@@ -144,7 +176,10 @@ inline void qk_rows(const float* const* q, const KT* k, int64_t ks, int nk, int6
       kp[t] = k + (j + t) * ks;
       prefetch_row(kp[t], ks, D);
     }
-    qk_tile<NR, NK>(q, kp, D, vscale, S + j, ldS, NK);
+    if constexpr (NR == 1 && NK == 16)
+      qk_tile_row1(q[0], kp, D, vscale, S + j, NK);
+    else
+      qk_tile<NR, NK>(q, kp, D, vscale, S + j, ldS, NK);
   }
   if (j < nk) {
     // last keys: a full tile ending at nk when there is one (recomputing a few scores, bit for bit

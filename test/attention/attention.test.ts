@@ -100,7 +100,9 @@ describe('KV cache attention', () => {
 
   it(`prefill via the cache equals attentionDense; chunked prefill equals one-shot (seed ${seed})`, () => {
     const rng = new Rng(seed);
-    for (const [Hq, Hkv, D, dtype] of [[8, 2, 128, 'f16'], [4, 4, 64, 'f32'], [6, 3, 80, 'f32']] as const) {
+    // (Hq = Hkv with f16: the 1-token chunk runs the one-row decode path; D = 136 and 48: a head
+    // longer than 128 with a 16-lane tail, and a short one)
+    for (const [Hq, Hkv, D, dtype] of [[8, 2, 128, 'f16'], [4, 4, 64, 'f32'], [6, 3, 80, 'f32'], [4, 4, 136, 'f16'], [2, 2, 48, 'f16']] as const) {
       const T = 77, cap = 100;
       const q = rng.floats(T * Hq * D), k = rng.floats(T * Hkv * D), v = rng.floats(T * Hkv * D);
       const ref = refAttention(q, dtype === 'f16' ? f16round(k) : k, dtype === 'f16' ? f16round(v) : v, T, T, Hq, Hkv, D);
