@@ -1,6 +1,7 @@
 #include "tensor.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -28,6 +29,7 @@ std::shared_ptr<Storage> alloc_cpu_storage(size_t bytes, bool zero) {
     s->owner = std::shared_ptr<void>(p, [bytes](void* q) { ::munmap(q, bytes); });
     s->owned = true;
     s->writable = true;
+    s->anonymous_map = true;
     return s;
   }
   size_t rounded = (bytes + 63) / 64 * 64;
@@ -42,6 +44,19 @@ std::shared_ptr<Storage> alloc_cpu_storage(size_t bytes, bool zero) {
   s->owned = true;
   s->writable = true;
   return s;
+}
+
+void zero_and_release(const Storage& s, uint8_t* p, size_t n) {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (!s.anonymous_map || b <= a) {
+    std::memset(p, 0, n);
+    return;
+  }
+  std::memset(p, 0, a - reinterpret_cast<uintptr_t>(p));
+  if (::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED) != 0) std::memset(reinterpret_cast<void*>(a), 0, b - a);
+  std::memset(reinterpret_cast<void*>(b), 0, reinterpret_cast<uintptr_t>(p) + n - b);
 }
 
 size_t tensor_bytes(DType dtype, const std::vector<int64_t>& shape) {

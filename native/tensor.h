@@ -23,7 +23,12 @@ struct Storage {
   std::shared_ptr<void> owner;  // frees / unmaps when the last user drops it
   bool owned = false;           // allocated by us (vs borrowed from a mapping)
   bool writable = false;        // our memory (an allocation or an in-memory file copy), not a file mapping
+  bool anonymous_map = false;   // a private anonymous mapping of its own: pages can be given back (MADV_DONTNEED)
 };
+
+// Zeroes bytes [p, p + n) of storage s, returning the whole pages among them to the system where
+// s is an anonymous mapping (they read as zeros and cost no memory until written again).
+void zero_and_release(const Storage& s, uint8_t* p, size_t n);
 
 std::shared_ptr<Storage> alloc_cpu_storage(size_t bytes, bool zero);
 

@@ -116,7 +116,7 @@ export interface DenseAttentionOps {
   kvCacheCreate(options: KvCacheOptions): KvCache;
   /** Writes k/v f32 [T, Hkv, D] at positions pos..pos+T−1 (E_CONTEXT_OVERFLOW beyond capacity). */
   kvCacheWrite(cache: KvCache, layer: number, seq: number, pos: number, k: Tensor, v: Tensor, options?: ThreadOptions): void;
-  /** Zeroes one sequence in every layer. */
+  /** Zeroes one sequence in every layer; its whole pages go back to the system (no memory until written again). */
   kvCacheClear(cache: KvCache, seq: number): void;
   /** Copies the first `length` positions of srcSeq to dstSeq in every layer (prefix sharing). */
   kvCacheCopy(cache: KvCache, srcSeq: number, dstSeq: number, length: number): void;

@@ -218,6 +218,8 @@ export class Engine {
     const i = this.running.indexOf(s);
     if (i >= 0) this.running.splice(i, 1);
     if (s.slot >= 0) {
+      // the slot's KV pages go back to the system (a finished long request keeps no memory)
+      if (this.cache && !this.cache.disposed) native().kvCacheClear(this.cache, s.slot);
       this.freeSlots.push(s.slot);
       s.slot = -1;
     }

@@ -3,7 +3,7 @@
 //   kvCacheCreate({ layers, maxSeqs, capacity, kvHeads, headDim, dtype: 'f32'|'f16' })
 //       -> Tensor [layers, maxSeqs, 2, kvHeads, capacity, headDim] (zeroed)
 //   kvCacheWrite(cache, layer, seq, pos, k f32 [T,Hkv,D], v f32 [T,Hkv,D], { threads })
-//   kvCacheClear(cache, seq)            kvCacheCopy(cache, srcSeq, dstSeq, length)
+//   kvCacheClear(cache, seq) (zeroes the sequence and frees its pages)   kvCacheCopy(cache, srcSeq, dstSeq, length)
 //   attention(q f32 [T,Hq,D], cache, layer, seq, { startPos, scale, causal, slidingWindow, sinks,
 //             softcap, threads, out }) -> f32 [T,Hq,D]
 //   attentionDecodeBatch(q f32 [B,Hq,D], cache, layer, seqs, positions, { ...same }) -> [B,Hq,D]
@@ -88,7 +88,8 @@ Napi::Value KvCacheClear(const Napi::CallbackInfo& info) {
   CacheView c = check_cache(ct);
   const int64_t seq = index_arg(info, 1, "seq", c.S);
   const size_t bytes = static_cast<size_t>(2 * c.H * c.C * c.D) * c.elem;
-  for (int64_t l = 0; l < c.L; ++l) std::memset(c.head(l, seq, 0, 0), 0, bytes);
+  // (pages a long sequence had filled go back to the system: a freed slot costs no memory)
+  for (int64_t l = 0; l < c.L; ++l) zero_and_release(*ct->storage(), reinterpret_cast<uint8_t*>(c.head(l, seq, 0, 0)), bytes);
   return info.Env().Undefined();
 }
 

@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import { QuantMoeError } from '../../lib/errors';
 import { native } from '../../lib/native';
 import type { Tensor } from '../../lib/native';
@@ -192,6 +193,32 @@ describe('KV cache attention', () => {
       expect(bytes.subarray((l * 2 + 0) * perSeq, (l * 2 + 1) * perSeq).every((x) => x === 0)).toBe(true);
       expect(bytes.subarray((l * 2 + 1) * perSeq, (l * 2 + 2) * perSeq).some((x) => x !== 0)).toBe(true);
     }
+  });
+
+  it('kvCacheClear gives a long sequence\'s memory back to the system', () => {
+    if (!fs.existsSync('/proc/self/statm')) {
+      console.log('skipped: no /proc/self/statm on this system (RSS not measurable)');
+      return;
+    }
+    const rss = () => Number(fs.readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
+    const rng = new Rng(seed + 3);
+    const Hkv = 8, D = 128, C = 4096; // one sequence: 2 · 8 · 4096 · 128 · 4 B = 32 MiB
+    const cache = makeCache(1, 2, C, Hkv, D, 'f32');
+    const before = rss();
+    const k = tensorFromArray(rng.floats(C * Hkv * D), [C, Hkv, D]);
+    const v = tensorFromArray(rng.floats(C * Hkv * D), [C, Hkv, D]);
+    N().kvCacheWrite(cache, 0, 1, 0, k, v);
+    const written = rss();
+    expect(written - before).toBeGreaterThan(32 * 2 ** 20); // the cache pages plus k and v
+    N().kvCacheClear(cache, 1);
+    const cleared = rss();
+    expect(written - cleared).toBeGreaterThan(0.9 * 32 * 2 ** 20);
+    const bytes = new Float32Array(cache.toArrayBuffer());
+    expect(bytes.every((x) => x === 0)).toBe(true);
+    // and the slot works as before
+    N().kvCacheWrite(cache, 0, 1, 0, tensorFromArray(rng.floats(3 * Hkv * D), [3, Hkv, D]), tensorFromArray(rng.floats(3 * Hkv * D), [3, Hkv, D]));
+    expect(tensorToFloat32(N().attention(tensorFromArray(rng.floats(Hkv * D), [1, Hkv, D]), cache, 0, 1, { startPos: 2 })).every(Number.isFinite)).toBe(true);
+    cache.dispose();
   });
 
   it('bad input gives typed errors', () => {
