@@ -7,7 +7,8 @@
 //  - prefill: 512 tokens with random routing (every expert active); GFLOP/s of the expert GEMMs.
 // The full 64-expert layer (~0.23 GB for q4_0/q4_k, 0.43 GB for q8_0) is allocated in as many copies
 // as make 1 GB: weights are random block bytes with valid scales (the speed does not depend on them).
-// Build with `npx tsc`, run with `node dist/bench/moe.js [--quick] [--types q4_0,q8_0]`.
+// Build with `npx tsc`, run with `node dist/bench/moe.js [--quick] [--types q4_0,q4_0_r16,q8_0]`
+// (default: q4_0, q8_0 and q4_k, plus q4_0_r16 / q8_0_r16 on AVX-512).
 import { randomFillSync } from 'crypto';
 
 import { native } from '../lib/native';
@@ -30,15 +31,23 @@ const LAYOUT: Partial<Record<QgemmWeightType, { block: number; bytes: number; ha
   q6_k: { block: 256, bytes: 210, halves: [208] },
 };
 
+/** The file type behind an r16 layout (native/cpu/repack.h: same bytes per row). */
+const plainOf = (t: QgemmWeightType): QgemmWeightType => (t === 'q4_0_r16' ? 'q4_0' : t === 'q8_0_r16' ? 'q8_0' : t);
+
 function rowBytes(t: QgemmWeightType, k: number): number {
+  t = plainOf(t);
   if (t === 'f32') return 4 * k;
   if (t === 'f16' || t === 'bf16') return 2 * k;
   const l = LAYOUT[t]!;
   return (k / l.block) * l.bytes;
 }
 
-/** A random weight tensor: random bytes, every f16 scale set to a small normal value. */
-function randomWeight(t: QgemmWeightType, shape: number[]): Tensor {
+/**
+ * A random weight tensor: random bytes, every f16 scale set to a small normal value; r16 types are
+ * made as their plain type and repacked (as models loaded into memory are on AVX-512).
+ */
+function randomWeight(type: QgemmWeightType, shape: number[]): Tensor {
+  const t = plainOf(type);
   const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const k = shape[shape.length - 1];
   const bytes = new Uint8Array(rows * rowBytes(t, k));
@@ -55,7 +64,8 @@ function randomWeight(t: QgemmWeightType, shape: number[]): Tensor {
         bytes[b + h + 1] = 0x1c; // 2^-8
       }
   }
-  return native().tensorFromData(t, shape, bytes);
+  const w = native().tensorFromData(t, shape, bytes);
+  return type === t ? w : native().repackR16(w);
 }
 
 function randomF32(n: number, seed: number): Float32Array {
@@ -125,7 +135,7 @@ export function benchMoe(o: { types: QgemmWeightType[]; threads: number[]; prefi
   const lT = q.tensorFromData('f32', [T, E], randomF32(T * E, 3));
 
   const header = ['type', 'layer GB', 'thr', 'decode ms', 'decode GB/s', '% of bw', 'prefill ms', 'prefill GFLOP/s', 'tok/s'];
-  const widths = [6, 9, 4, 10, 12, 8, 11, 16, 8];
+  const widths = [8, 9, 4, 10, 12, 8, 11, 16, 8];
   o.log(header.map((h, i) => pad(h, widths[i])).join(' | '));
   o.log('-'.repeat(widths.reduce((a, w) => a + w + 3, -3)));
   for (const t of o.types) {
@@ -159,7 +169,9 @@ export function benchMoe(o: { types: QgemmWeightType[]; threads: number[]; prefi
 function main(): void {
   const quick = process.argv.includes('--quick');
   const ti = process.argv.indexOf('--types');
-  const types = (ti > 0 ? process.argv[ti + 1].split(',') : ['q4_0', 'q8_0', 'q4_k']) as QgemmWeightType[];
+  // (the r16 layouts: what Q4_0 / Q8_0 models loaded into memory run on AVX-512)
+  const avx512 = native().backends().cpu.isa === 'avx512';
+  const types = (ti > 0 ? process.argv[ti + 1].split(',') : ['q4_0', ...(avx512 ? ['q4_0_r16'] : []), 'q8_0', ...(avx512 ? ['q8_0_r16'] : []), 'q4_k']) as QgemmWeightType[];
   const t0 = Date.now();
   benchMoe({ types, threads: [1, 2], prefillTokens: 512, runs: quick ? 3 : 5, log: (l) => console.log(l) });
   console.log(`(${((Date.now() - t0) / 1000).toFixed(0)} s)`);
