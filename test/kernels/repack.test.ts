@@ -3,13 +3,16 @@
 // and the thread splits, the fused MoE layer with stacked and per-expert weights, dequantize,
 // getRows) gives the same bits on the repacked tensor as on the plain one, on every ISA (AVX-512
 // reads the layout directly; the others compute on plain copies of the rows), on fresh random
-// weights; and bad input is a typed error.
+// weights; bad input is a typed error; and loading a model into memory does repack on AVX-512.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
+import { convertHFToGGUF } from '../../lib/convert/hf-to-gguf';
+import { writeRandomHFModel } from '../../lib/fixtures/random-model';
 import { native } from '../../lib/native';
 import type { Tensor } from '../../lib/native';
+import { fileDType, loadWeights } from '../../lib/runtime/weights';
 import { tensorFromArray, tensorToFloat32 } from '../../lib/tensor';
 import { forEachIsa, reportSkippedIsas } from '../helpers/native';
 import { Rng, testSeed } from '../helpers/random';
@@ -127,6 +130,37 @@ describe(`repackR16 (seed ${seed})`, () => {
       t.dispose();
       mapped.dispose();
       copy.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('model loading', () => {
+  it("weights: 'memory' repacks Q4_0 / Q8_0 matrices on AVX-512 (rows in 16s); 'mapped' keeps the file's layout", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qm-r16-model-'));
+    try {
+      await writeRandomHFModel(path.join(dir, 'hf'), { arch: 'qwen2_moe', seed: 5, layers: 1, hidden: 64 });
+      const gguf = path.join(dir, 'm.gguf');
+      await convertHFToGGUF(path.join(dir, 'hf'), gguf, { type: 'Q8_0' });
+      const avx512 = q.backends().cpu.isa === 'avx512';
+      for (const placement of ['memory', 'mapped'] as const) {
+        const w = await loadWeights(gguf, undefined, { placement });
+        try {
+          let repacked = 0;
+          for (const [name, t] of w.weights.entries()) {
+            const eligible = t.shape.length >= 2 && t.shape[t.shape.length - 2] % 16 === 0;
+            if (fileDType(t.dtype) !== 'q8_0') continue;
+            const want = placement === 'memory' && avx512 && eligible ? 'q8_0_r16' : 'q8_0';
+            if (t.dtype !== want) throw new Error(`${placement}: ${name} ${JSON.stringify(t.shape)} is ${t.dtype}, expected ${want}`);
+            if (t.dtype === 'q8_0_r16') repacked++;
+          }
+          if (placement === 'memory' && avx512) expect(repacked).toBeGreaterThan(0);
+          if (!avx512) console.log('r16 repacking not checked: this CPU has no AVX-512 (weights stay in the plain layout)');
+        } finally {
+          w.weights.dispose();
+        }
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
