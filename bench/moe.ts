@@ -14,6 +14,7 @@ import { randomFillSync } from 'crypto';
 import { native } from '../lib/native';
 import type { Tensor } from '../lib/native';
 import type { QgemmWeightType } from '../lib/native-ops/qgemm';
+import { fileDType } from '../lib/runtime/weights';
 
 const D = 2048, F = 1024, E = 64, K = 8;
 
@@ -32,7 +33,7 @@ const LAYOUT: Partial<Record<QgemmWeightType, { block: number; bytes: number; ha
 };
 
 /** The file type behind an r16 layout (native/cpu/repack.h: same bytes per row). */
-const plainOf = (t: QgemmWeightType): QgemmWeightType => (t === 'q4_0_r16' ? 'q4_0' : t === 'q8_0_r16' ? 'q8_0' : t);
+const plainOf = (t: QgemmWeightType): QgemmWeightType => fileDType(t) as QgemmWeightType;
 
 function rowBytes(t: QgemmWeightType, k: number): number {
   t = plainOf(t);

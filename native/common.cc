@@ -32,6 +32,16 @@ bool is_quantized(DType t) {
   return i && i->block_size > 1;
 }
 
+bool is_r16(DType t) { return t == DType::Q4_0_R16 || t == DType::Q8_0_R16; }
+
+DType plain_of(DType t) {
+  switch (t) {
+    case DType::Q4_0_R16: return DType::Q4_0;
+    case DType::Q8_0_R16: return DType::Q8_0;
+    default: return t;
+  }
+}
+
 int64_t row_bytes(DType t, int64_t n) {
   const DTypeInfo* i = dtype_info(t);
   if (!i) fail("E_DTYPE", "unknown dtype id " + std::to_string(static_cast<int>(t)));

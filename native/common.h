@@ -29,6 +29,10 @@ struct DTypeInfo {
 const DTypeInfo* dtype_info(DType t);
 const DTypeInfo* dtype_by_name(const std::string& name);
 bool is_quantized(DType t);
+// The r16 layouts (cpu/repack.h): is_r16(Q4_0_R16 / Q8_0_R16); plain_of maps them to Q4_0 / Q8_0
+// (any other type to itself).
+bool is_r16(DType t);
+DType plain_of(DType t);
 
 // Bytes for a row of n elements; throws E_SHAPE when n is not a multiple of the block size.
 int64_t row_bytes(DType t, int64_t n);

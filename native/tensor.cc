@@ -71,7 +71,7 @@ size_t tensor_bytes(DType dtype, const std::vector<int64_t>& shape) {
   }
   if (inner < 0) fail("E_SHAPE", "negative dimension in shape " + shape_str(shape));
   // The r16 layouts (cpu/repack.h) interleave whole 16-row tiles of each matrix.
-  if ((dtype == DType::Q4_0_R16 || dtype == DType::Q8_0_R16) && (shape.size() < 2 || shape[shape.size() - 2] % 16 != 0))
+  if (is_r16(dtype) && (shape.size() < 2 || shape[shape.size() - 2] % 16 != 0))
     fail("E_SHAPE", std::string(info->name) + " tensors need at least 2 dimensions and rows (the second-to-last) in "
                                               "multiples of 16, got " + shape_str(shape));
   int64_t rb = row_bytes(dtype, inner);

@@ -9,8 +9,8 @@ export type QgemmWeightType =
   | 'f32' | 'f16' | 'bf16' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q8_0'
   | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q4_0_r16' | 'q8_0_r16';
 
-/** Dtypes quantize / dequantize / getRows accept: the weight types plus the activation types. */
-export type QuantType = QgemmWeightType | 'q8_1' | 'q8_k';
+/** Dtypes quantize produces (dequantize / getRows also read the r16 layouts): file weight types plus the activation types. */
+export type QuantType = Exclude<QgemmWeightType, 'q4_0_r16' | 'q8_0_r16'> | 'q8_1' | 'q8_k';
 
 /** Activation dtype paired with a weight dtype (f32 for float weights). */
 export type QgemmActType = 'f32' | 'q8_0' | 'q8_1' | 'q8_k';

@@ -104,16 +104,19 @@ export interface WeightLoadOptions {
 }
 
 /**
- * A Q4_0 / Q8_0 matrix of an in-memory copy rewritten in the r16 layout (native repackR16: 16 rows
+ * Whether Q4_0 / Q8_0 matrices of an in-memory copy get the r16 layout (native repackR16: 16 rows
  * interleaved per block), which the AVX-512 GEMV reads without assembling scales and rows from 16
  * places (decode on Zen 4: see the README). Every op gives the same results on either layout. Only
- * on AVX-512 (other instruction sets would compute on plain copies of the rows) and for matrices
- * whose rows come in multiples of 16.
+ * on AVX-512 (other instruction sets would compute on plain copies of the rows).
  */
-function inGemvLayout(t: Tensor, placement: WeightPlacement | undefined): Tensor {
-  if (placement !== 'memory' || (t.dtype !== 'q4_0' && t.dtype !== 'q8_0')) return t;
+function repacksForGemv(placement: WeightPlacement | undefined): boolean {
+  return placement === 'memory' && native().backends().cpu.isa === 'avx512';
+}
+
+/** t in the r16 layout where it has one: Q4_0 / Q8_0 with rows in multiples of 16. */
+function inGemvLayout(t: Tensor): Tensor {
+  if (t.dtype !== 'q4_0' && t.dtype !== 'q8_0') return t;
   if (t.shape.length < 2 || t.shape[t.shape.length - 2] % 16 !== 0) return t;
-  if (native().backends().cpu.isa !== 'avx512') return t;
   return native().repackR16(t);
 }
 
@@ -174,9 +177,10 @@ export async function loadWeights(
       const spec = specFromGGUF(gguf);
       const [file] = await openWeightFiles([target], opts, onProgress);
       store.addFile(file);
+      const repack = repacksForGemv(opts.placement);
       gguf.tensors.forEach((info, i) => {
         const t = native().tensorFromMapped(file, info.offset, ggufDType(info.typeName, info.name, target), [...info.shape]);
-        store.set(info.name, inGemvLayout(t, opts.placement));
+        store.set(info.name, repack ? inGemvLayout(t) : t);
         tensorProgress((i + 1) / gguf.tensors.length);
       });
       validateWeights(spec, store.lookup(), target);

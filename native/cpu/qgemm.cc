@@ -58,10 +58,17 @@ void quantize_act_row(DType wtype, const float* x, void* out, int64_t K) {
   QM_PICK(quantize_act_row)(wtype, x, out, K);
 }
 
+namespace {
+
+using QgemmRowsFn = void (*)(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
+                             int64_t n0, int64_t n1);
+
+// Rows [n0, n1) of an r16 weight on an ISA without r16 kernels (AVX2, scalar): plain_rows (that
+// ISA's qgemm_rows) on plain copies of the rows, 128 at a time (the copy stays in L2, <= 272 KB at
+// K = 2048, and a many-token call's activation transpose is amortized over them). Same bits as the
+// plain weight.
 void qgemm_rows_r16_via_plain(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
                               int64_t n0, int64_t n1, QgemmRowsFn plain_rows) {
-  // 128 rows at a time: the copy stays in L2 (<= 272 KB at K = 2048), and the many-token kernel's
-  // per-call activation transpose is amortized over them.
   constexpr int64_t kChunk = 128;
   const DType plain = plain_of(wtype);
   const int64_t wrb = row_bytes(plain, K);
@@ -73,6 +80,8 @@ void qgemm_rows_r16_via_plain(DType wtype, const void* w, const void* xq, float*
     plain_rows(plain, rows.data(), xq, y + c0, T, K, ldy, 0, c1 - c0);
   }
 }
+
+}  // namespace
 
 void qgemm_rows(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy, int64_t n0,
                 int64_t n1) {

@@ -14,14 +14,6 @@ void qgemm_rows_avx2(DType wtype, const void* w, const void* xq, float* y, int64
 void qgemm_rows_avx512(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
                        int64_t n0, int64_t n1);
 
-// Rows [n0, n1) of an r16 weight (repack.h) computed by a plain-layout qgemm_rows of one ISA on
-// plain copies of the rows (the many-token path, and ISAs without r16 kernels). Same bits as the
-// plain weight.
-using QgemmRowsFn = void (*)(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
-                             int64_t n0, int64_t n1);
-void qgemm_rows_r16_via_plain(DType wtype, const void* w, const void* xq, float* y, int64_t T, int64_t K, int64_t ldy,
-                              int64_t n0, int64_t n1, QgemmRowsFn plain_rows);
-
 // quantize_act_row (qgemm.h) per ISA: the same bytes on every ISA (the AVX2 one is a vectorized copy
 // of the reference arithmetic; AVX-512 uses it).
 void quantize_act_row_scalar(DType wtype, const float* x, void* out, int64_t K);

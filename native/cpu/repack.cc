@@ -20,19 +20,9 @@ int64_t block_bytes(DType plain) {
 
 }  // namespace
 
-bool is_r16(DType t) { return t == DType::Q4_0_R16 || t == DType::Q8_0_R16; }
-
 DType r16_of(DType plain) {
   block_bytes(plain);  // E_DTYPE
   return plain == DType::Q4_0 ? DType::Q4_0_R16 : DType::Q8_0_R16;
-}
-
-DType plain_of(DType t) {
-  switch (t) {
-    case DType::Q4_0_R16: return DType::Q4_0;
-    case DType::Q8_0_R16: return DType::Q8_0;
-    default: return t;
-  }
 }
 
 void pack_r16_tiles(DType plain, uint8_t* data, int64_t K, int64_t tile0, int64_t tile1) {

@@ -27,11 +27,8 @@ namespace qm::cpu {
 
 constexpr int64_t kR16 = 16;  // rows per tile
 
-bool is_r16(DType t);
-// Q4_0 -> Q4_0_R16, Q8_0 -> Q8_0_R16; E_DTYPE for any other type.
+// Q4_0 -> Q4_0_R16, Q8_0 -> Q8_0_R16; E_DTYPE for any other type. (is_r16 / plain_of: common.h)
 DType r16_of(DType plain);
-// The plain type of an r16 type (the type itself otherwise).
-DType plain_of(DType t);
 
 // Bytes of block b of row i (in its tile): where the row's scale and quants live in the r16 layout.
 constexpr int64_t r16_scale_offset(int i) { return 2 * i; }

@@ -74,11 +74,11 @@ void run_rows(int64_t rows, int threads, int64_t chunk, const std::function<void
 
 // Row r of weight w (plain or r16 layout, rows of rb bytes) dequantized into dst[K].
 void dequantize_weight_row(DType dt, const uint8_t* w, int64_t r, int64_t K, int64_t rb, float* dst) {
-  if (!cpu::is_r16(dt)) return cpu::dequantize_row(dt, w + r * rb, dst, K);
+  if (!is_r16(dt)) return cpu::dequantize_row(dt, w + r * rb, dst, K);
   thread_local std::vector<uint8_t> plain;
   plain.resize(static_cast<size_t>(rb));
   cpu::unpack_r16_rows(dt, w, K, r, r + 1, plain.data());
-  cpu::dequantize_row(cpu::plain_of(dt), plain.data(), dst, K);
+  cpu::dequantize_row(plain_of(dt), plain.data(), dst, K);
 }
 
 // quantize(dtype, x, { threads })
@@ -119,7 +119,7 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   Napi::Object opts = arg_object(info, 1, "dequantize: options", true);
   const int threads = opt_threads(opts);
   require_cpu(w, "dequantize: w");
-  if (!cpu::quant_supported(cpu::plain_of(w->dtype())))
+  if (!cpu::quant_supported(plain_of(w->dtype())))
     fail("E_DTYPE", std::string("dequantize: unsupported dtype ") + dname(w->dtype()));
   require_aligned(w, "dequantize: w");
   auto [rows, K] = rows_of(w->shape(), w->dtype(), "dequantize: w");
@@ -192,7 +192,7 @@ Napi::Value Qmatmul(const Napi::CallbackInfo& info) {
   // activations once (O(T·K), ~5% of a 64-row chunk's work), so chunks of up to 128 rows.
   // (r16 weights: whole 16-row tiles of the layout, or edge tiles would be computed twice.)
   const bool gemm = T >= 5;
-  const int64_t tile = gemm || cpu::is_r16(wt) ? 16 : 8;
+  const int64_t tile = gemm || is_r16(wt) ? 16 : 8;
   const int64_t chunk = (chunk_rows(N, threads, tile, gemm ? 128 : 64) + tile - 1) / tile * tile;
   run_rows(N, threads, chunk, [&](int64_t n0, int64_t n1) { cpu::qgemm_rows(wt, wp, xq, yp, T, K, N, n0, n1); });
   return out;
@@ -202,7 +202,7 @@ Napi::Value Qmatmul(const Napi::CallbackInfo& info) {
 Napi::Value GetRows(const Napi::CallbackInfo& info) {
   Tensor* w = arg_tensor(info, 0, "getRows: w");
   require_cpu(w, "getRows: w");
-  if (!cpu::quant_supported(cpu::plain_of(w->dtype())))
+  if (!cpu::quant_supported(plain_of(w->dtype())))
     fail("E_DTYPE", std::string("getRows: unsupported dtype ") + dname(w->dtype()));
   require_rank(w, 2, "getRows: w");
   require_aligned(w, "getRows: w");
