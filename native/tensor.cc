@@ -8,30 +8,29 @@
 #include <new>
 
 #include "binding.h"
+#include "mapping_cache.h"
 
 namespace qm {
 
 std::shared_ptr<Storage> alloc_cpu_storage(size_t bytes, bool zero) {
   auto s = std::make_shared<Storage>();
-  // Buffers of 256 KB and more come from their own anonymous mappings, returned to the system when
-  // freed. For zeroed buffers (KV caches) the kernel hands out zero pages lazily, so memory is only
-  // resident once used (a 4096-token cache that holds 100 tokens costs 100 tokens of RSS). For the
-  // rest (prefill activations, a few MB each, made and freed hundreds of times per prompt):
-  // through malloc, glibc's dynamic mmap threshold moves such sizes onto the heap after the first
-  // free, and fragmentation kept ~1 GB of freed activations resident after a 512-token prefill
-  // (peak RSS 1.22x the model file instead of 1.10x; prefill speed unchanged within noise).
-  if (bytes >= (size_t(256) << 10)) {
-    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) fail("E_OUT_OF_MEMORY", "could not allocate " + std::to_string(bytes) + " bytes");
+  // Buffers of 64 KB and more are anonymous mappings of their own (mapping_cache.h says why), so
+  // freed ones go back to the system. For zeroed buffers (KV caches) the kernel hands out zero
+  // pages lazily: memory is only resident once used (a 4096-token cache that holds 100 tokens
+  // costs 100 tokens of RSS).
+  if (bytes >= kMapFromBytes) {
+    void* p = take_mapping(bytes, zero);
+    if (!p) fail("E_OUT_OF_MEMORY", "could not allocate " + std::to_string(bytes) + " bytes");
     s->data = static_cast<uint8_t*>(p);
     s->bytes = bytes;
     s->device = Device::Cpu;
-    s->owner = std::shared_ptr<void>(p, [bytes](void* q) { ::munmap(q, bytes); });
+    s->owner = std::shared_ptr<void>(p, [bytes](void* q) { give_mapping(q, bytes); });
     s->owned = true;
     s->writable = true;
     s->anonymous_map = true;
     return s;
   }
+  count_allocation();
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
   void* p = std::aligned_alloc(64, rounded);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "../mapping_cache.h"
 #include "../ops/dispatch.h"
 #include "../threadpool.h"
 #include "qgemm.h"
@@ -19,36 +20,49 @@ namespace {
 // Scratch memory reused across calls on the same JS thread (decode calls this hundreds of times per
 // token; fresh allocations would page-fault every time). Never shared between concurrent calls:
 // each JS thread (main or worker) has its own.
+//
+// Large buffers are mappings, as tensors are (mapping_cache.h says why not malloc). After each
+// call settle() gives back a buffer that is much larger than the call used (the first decode step
+// after a 256-token prefill chunk returns ~40 MB) or larger than kKeepScratch; a run of same-sized
+// calls (prefill chunks, decode steps) keeps its buffers.
 class Buf {
  public:
   Buf() = default;
   Buf(const Buf&) = delete;
   Buf& operator=(const Buf&) = delete;
-  ~Buf() { std::free(p_); }
+  ~Buf() { release(); }
   uint8_t* get(size_t n) {
+    used_ = std::max(used_, n);
     if (n > cap_) {
-      std::free(p_);
-      p_ = nullptr;
-      cap_ = 0;
+      release();
       const size_t c = (n + n / 4 + 63) / 64 * 64;
-      p_ = static_cast<uint8_t*>(std::aligned_alloc(64, c));
-      if (!p_) fail("E_OUT_OF_MEMORY", "moe: could not allocate " + std::to_string(n) + " bytes of scratch memory");
+      void* p = c >= kMapFromBytes ? take_mapping(c, false) : std::aligned_alloc(64, c);
+      if (!p) fail("E_OUT_OF_MEMORY", "moe: could not allocate " + std::to_string(n) + " bytes of scratch memory");
+      p_ = static_cast<uint8_t*>(p);
       cap_ = c;
     }
     return p_;
   }
-  // Gives very large buffers back after a call so one long prefill does not pin them forever.
-  void trim(size_t keep) {
-    if (cap_ > keep) {
-      std::free(p_);
-      p_ = nullptr;
-      cap_ = 0;
-    }
+  // End of a call: frees the buffer when it is over `keep`, or a mapping over 4x what this call used.
+  void settle(size_t keep) {
+    if (cap_ > keep || (cap_ >= kMapFromBytes && used_ * 4 < cap_)) release();
+    used_ = 0;
   }
 
  private:
+  void release() {
+    if (p_) {
+      if (cap_ >= kMapFromBytes)
+        give_mapping(p_, cap_);
+      else
+        std::free(p_);
+    }
+    p_ = nullptr;
+    cap_ = 0;
+  }
   uint8_t* p_ = nullptr;
   size_t cap_ = 0;
+  size_t used_ = 0;  // the largest get() since the last settle()
 };
 
 constexpr int kActSlots = 4;  // F32, Q8_0, Q8_1, Q8_K
@@ -396,10 +410,10 @@ void moe_forward(const MoeArgs& a) {
   const int64_t batch = std::max<int64_t>(1, static_cast<int64_t>(kScratchBudget / per_token));
   for (int64_t t0 = 0; t0 < a.T; t0 += batch) run_batch(a, t0, std::min(a.T, t0 + batch));
   Scratch& s = tls;
-  for (Buf* b : {&s.logits, &s.gate, &s.up, &s.hq, &s.out, &s.shared_gate, &s.meta}) b->trim(kKeepScratch);
+  for (Buf* b : {&s.logits, &s.gate, &s.up, &s.hq, &s.out, &s.shared_gate, &s.meta}) b->settle(kKeepScratch);
   for (int i = 0; i < kActSlots; ++i) {
-    s.xq[i].trim(kKeepScratch);
-    s.xg[i].trim(kKeepScratch);
+    s.xq[i].settle(kKeepScratch);
+    s.xg[i].settle(kKeepScratch);
   }
 }
 
