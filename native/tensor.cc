@@ -8,40 +8,26 @@
 #include <new>
 
 #include "binding.h"
-#include "mapping_cache.h"
+#include "buffer_cache.h"
 
 namespace qm {
 
 std::shared_ptr<Storage> alloc_cpu_storage(size_t bytes, bool zero) {
   auto s = std::make_shared<Storage>();
-  // Buffers of 64 KB and more are anonymous mappings of their own (mapping_cache.h says why), so
-  // freed ones go back to the system. For zeroed buffers (KV caches) the kernel hands out zero
-  // pages lazily: memory is only resident once used (a 4096-token cache that holds 100 tokens
+  // Through the per-thread buffer cache (buffer_cache.h says why). Buffers of 64 KB and more are
+  // anonymous mappings of their own; zeroed ones (KV caches) fresh ones, whose pages the kernel
+  // hands out lazily: memory is only resident once used (a 4096-token cache that holds 100 tokens
   // costs 100 tokens of RSS).
-  if (bytes >= kMapFromBytes) {
-    void* p = take_mapping(bytes, zero);
-    if (!p) fail("E_OUT_OF_MEMORY", "could not allocate " + std::to_string(bytes) + " bytes");
-    s->data = static_cast<uint8_t*>(p);
-    s->bytes = bytes;
-    s->device = Device::Cpu;
-    s->owner = std::shared_ptr<void>(p, [bytes](void* q) { give_mapping(q, bytes); });
-    s->owned = true;
-    s->writable = true;
-    s->anonymous_map = true;
-    return s;
-  }
-  count_allocation();
-  size_t rounded = (bytes + 63) / 64 * 64;
-  if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
+  const size_t n = bytes == 0 ? 1 : bytes;
+  void* p = take_buffer(n, zero);
   if (!p) fail("E_OUT_OF_MEMORY", "could not allocate " + std::to_string(bytes) + " bytes");
-  if (zero) std::memset(p, 0, rounded);
   s->data = static_cast<uint8_t*>(p);
   s->bytes = bytes;
   s->device = Device::Cpu;
-  s->owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  s->owner = std::shared_ptr<void>(p, [n](void* q) { give_buffer(q, n); });
   s->owned = true;
   s->writable = true;
+  s->anonymous_map = is_mapped_buffer(n);
   return s;
 }
 

@@ -8,7 +8,7 @@
 #include <functional>
 #include <vector>
 
-#include "../mapping_cache.h"
+#include "../buffer_cache.h"
 #include "../ops/dispatch.h"
 #include "../threadpool.h"
 #include "qgemm.h"
@@ -21,7 +21,7 @@ namespace {
 // token; fresh allocations would page-fault every time). Never shared between concurrent calls:
 // each JS thread (main or worker) has its own.
 //
-// Large buffers are mappings, as tensors are (mapping_cache.h says why not malloc). After each
+// Buffers come from the per-thread buffer cache, as tensors do (buffer_cache.h). After each
 // call settle() gives back a buffer that is much larger than the call used (the first decode step
 // after a 256-token prefill chunk returns ~40 MB) or larger than kKeepScratch; a run of same-sized
 // calls (prefill chunks, decode steps) keeps its buffers.
@@ -36,7 +36,7 @@ class Buf {
     if (n > cap_) {
       release();
       const size_t c = (n + n / 4 + 63) / 64 * 64;
-      void* p = c >= kMapFromBytes ? take_mapping(c, false) : std::aligned_alloc(64, c);
+      void* p = take_buffer(c, false);
       if (!p) fail("E_OUT_OF_MEMORY", "moe: could not allocate " + std::to_string(n) + " bytes of scratch memory");
       p_ = static_cast<uint8_t*>(p);
       cap_ = c;
@@ -45,18 +45,13 @@ class Buf {
   }
   // End of a call: frees the buffer when it is over `keep`, or a mapping over 4x what this call used.
   void settle(size_t keep) {
-    if (cap_ > keep || (cap_ >= kMapFromBytes && used_ * 4 < cap_)) release();
+    if (cap_ > keep || (is_mapped_buffer(cap_) && used_ * 4 < cap_)) release();
     used_ = 0;
   }
 
  private:
   void release() {
-    if (p_) {
-      if (cap_ >= kMapFromBytes)
-        give_mapping(p_, cap_);
-      else
-        std::free(p_);
-    }
+    if (p_) give_buffer(p_, cap_);
     p_ = nullptr;
     cap_ = 0;
   }

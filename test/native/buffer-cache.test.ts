@@ -1,7 +1,7 @@
-// Tensor buffers of 64 KB and more are mappings, freed ones kept per thread for reuse by an
-// allocation of the same size (native/mapping_cache.h). What must hold: a reused buffer never shows
-// through where zeros are promised, data written is data read, and the cache gives memory back
-// (bounded in bytes, and by age once allocations move on).
+// Freed tensor buffers are kept per thread for reuse by an allocation of the same size; those of
+// 64 KB and more are mappings of their own (native/buffer_cache.h). What must hold: a reused buffer
+// never shows through where zeros are promised, data written is data read, and the cache gives
+// memory back (bounded in bytes, and by age once allocations move on).
 import * as fs from 'fs';
 
 import { native } from '../../lib/native';
@@ -10,10 +10,10 @@ import { Rng } from '../helpers/random';
 const rss = (): number => Number(fs.readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
 const MB = 1 << 20;
 
-describe('tensor buffer mappings', () => {
+describe('tensor buffer cache', () => {
   it('tensorEmpty is zero even when a freed buffer of that size is cached', () => {
     const rng = new Rng(71);
-    for (const n of [16384, 16385, 262144]) {  // 64 KB (the first mapped size), odd, 1 MB
+    for (const n of [5, 2048, 16383, 16384, 16385, 262144]) {  // small, 8 KB, under / at / over 64 KB (mapped), 1 MB
       const data = Float32Array.from({ length: n }, () => rng.uniform(1, 2));
       const a = native().tensorFromData('f32', [n], data);
       a.dispose();
