@@ -39,6 +39,6 @@ describe('tensor buffer cache', () => {
     // thousands of small allocations later, the cached 1 MB buffers are old: unmapped
     for (let i = 0; i < 5000; i++) native().tensorEmpty('f32', [4]).dispose();
     const aged = rss();
-    expect(afterDispose - aged).toBeGreaterThan(28 * MB);
+    expect(afterDispose - aged).toBeGreaterThan(20 * MB);  // 32 MB unmapped, less what 5000 small tensors cost (JS heap; ASan)
   });
 });
