@@ -14,10 +14,10 @@ namespace {
 
 constexpr size_t kCacheBytes = size_t(32) << 20;
 constexpr size_t kMaxEntryBytes = size_t(8) << 20;
-constexpr uint64_t kMaxAge = 4096;     // allocations (an OLMoE-shape decode step makes ~150 tensors)
-constexpr uint64_t kSweepEvery = 256;  // allocations between two sweeps for old entries
-
-inline size_t rounded(size_t bytes) { return (bytes + 63) / 64 * 64; }
+// Age is counted in takes and gives on the thread (an OLMoE-shape decode step makes ~150 tensors),
+// so a thread that only frees buffers (made elsewhere) still ages its entries out.
+constexpr uint64_t kMaxAge = 4096;
+constexpr uint64_t kSweepEvery = 256;  // ticks between two sweeps for old entries
 
 // bytes: a multiple of 64
 void* allocate(size_t bytes) {
@@ -46,10 +46,13 @@ class BufferCache {
     void* p;
     uint64_t given_at;  // ticks_ when it was given back
   };
+  void tick() {
+    if (++ticks_ % kSweepEvery == 0) sweep();
+  }
   void sweep();
-  std::unordered_map<size_t, std::vector<Entry>> free_;  // by size (rounded); the newest last
+  std::unordered_map<size_t, std::vector<Entry>> free_;  // by buffer_bytes(); the newest last
   size_t total_ = 0;
-  uint64_t ticks_ = 0;  // take() calls
+  uint64_t ticks_ = 0;  // take() and give() calls
 };
 
 // Trivially destructible, so a buffer freed during this thread's exit, after the cache is gone,
@@ -79,7 +82,7 @@ void BufferCache::sweep() {
 }
 
 void* BufferCache::take(size_t bytes) {
-  if (++ticks_ % kSweepEvery == 0) sweep();
+  tick();
   auto it = free_.find(bytes);
   if (it == free_.end() || it->second.empty()) return nullptr;
   void* p = it->second.back().p;
@@ -89,6 +92,7 @@ void* BufferCache::take(size_t bytes) {
 }
 
 bool BufferCache::give(void* p, size_t bytes) {
+  tick();
   if (bytes > kMaxEntryBytes || total_ + bytes > kCacheBytes) return false;
   free_[bytes].push_back({p, ticks_});
   total_ += bytes;
@@ -98,7 +102,7 @@ bool BufferCache::give(void* p, size_t bytes) {
 }  // namespace
 
 void* take_buffer(size_t bytes, bool zeroed) {
-  const size_t key = rounded(bytes);
+  const size_t key = buffer_bytes(bytes);
   const bool mapped = is_mapped_buffer(key);
   if (!tls_cache_gone && !(zeroed && mapped)) {
     if (void* p = tls_cache.take(key)) {
@@ -112,7 +116,7 @@ void* take_buffer(size_t bytes, bool zeroed) {
 }
 
 void give_buffer(void* p, size_t bytes) {
-  const size_t key = rounded(bytes);
+  const size_t key = buffer_bytes(bytes);
   if (tls_cache_gone || !tls_cache.give(p, key)) release(p, key);
 }
 

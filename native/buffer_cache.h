@@ -10,8 +10,8 @@
 // 12 % slower (page faults again). So a freed buffer is kept for an allocation of exactly the same
 // size on the thread that freed it. Buffers of kMapFromBytes and more are anonymous mappings of
 // their own (given back whole); smaller ones come from aligned_alloc. The cache is bounded twice:
-// kCacheBytes in all, and an entry not reused within kMaxAge later allocations on its thread is
-// released (so a prefill's 2 MB buffers go back to the system a few decode steps later).
+// kCacheBytes in all, and an entry not reused within kMaxAge later allocations or frees on its
+// thread is released (so a prefill's 2 MB buffers go back to the system a few decode steps later).
 #pragma once
 #include <cstddef>
 
@@ -27,8 +27,11 @@ void* take_buffer(size_t bytes, bool zeroed);
 // Gives a buffer from take_buffer back (same `bytes`): cached on this thread, or released.
 void give_buffer(void* p, size_t bytes);
 
+// What take_buffer(bytes) really allocates: whole 64-byte lines (also the cache's key).
+inline size_t buffer_bytes(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
 // True for the buffers of take_buffer(bytes) that are mappings of their own (whole pages can be
 // returned with madvise).
-inline bool is_mapped_buffer(size_t bytes) { return (bytes + 63) / 64 * 64 >= kMapFromBytes; }
+inline bool is_mapped_buffer(size_t bytes) { return buffer_bytes(bytes) >= kMapFromBytes; }
 
 }  // namespace qm

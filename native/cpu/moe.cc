@@ -35,7 +35,7 @@ class Buf {
     used_ = std::max(used_, n);
     if (n > cap_) {
       release();
-      const size_t c = (n + n / 4 + 63) / 64 * 64;
+      const size_t c = buffer_bytes(n + n / 4);
       void* p = take_buffer(c, false);
       if (!p) fail("E_OUT_OF_MEMORY", "moe: could not allocate " + std::to_string(n) + " bytes of scratch memory");
       p_ = static_cast<uint8_t*>(p);
